@@ -1,0 +1,119 @@
+//! An echo server: every text and binary message comes back as it was sent.
+//!
+//! ```text
+//! cargo run --release --example echo -- --addr 127.0.0.1:9001
+//! ```
+//!
+//! Plain hyper (HTTP/1.1), any path, any `Origin`, messages up to 64 MiB. Messages that arrive
+//! together are echoed together: each is fed without a flush, and the socket writes everything
+//! queued before it waits for the peer again. Ctrl-C (or SIGTERM) stops it.
+
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tower_ws::{Config, Message, OriginPolicy, UpgradedWebSocket};
+
+fn main() -> std::io::Result<()> {
+    let addr = parse_args();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(addr))
+}
+
+fn parse_args() -> SocketAddr {
+    let mut addr: SocketAddr = "127.0.0.1:9001".parse().expect("default address");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--addr", Some(value)) => match value.parse() {
+                Ok(a) => addr = a,
+                Err(e) => exit_usage(&format!("bad --addr {value:?}: {e}")),
+            },
+            _ => exit_usage(&format!("unexpected argument {arg:?}")),
+        }
+    }
+    addr
+}
+
+fn exit_usage(problem: &str) -> ! {
+    eprintln!("{problem}\nusage: echo [--addr HOST:PORT]");
+    std::process::exit(2)
+}
+
+async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+    let config = Config::default()
+        .origin(OriginPolicy::Any)
+        .max_frame_size(Some(64 << 20))
+        .max_message_size(Some(64 << 20));
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => {
+                println!("shutting down");
+                return Ok(());
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let config = config.clone();
+        let service = service_fn(move |mut req| {
+            let result = tower_ws::upgrade(&mut req, &config);
+            async move {
+                let (response, ws) = match result {
+                    Ok(ok) => ok,
+                    Err(refused) => return Ok::<_, hyper::Error>(refused.into_response()),
+                };
+                tokio::spawn(async move {
+                    if let Ok(ws) = ws.await {
+                        echo(ws).await;
+                    }
+                });
+                Ok(response)
+            }
+        });
+        tokio::spawn(
+            http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades(),
+        );
+    }
+}
+
+async fn echo(mut ws: UpgradedWebSocket) {
+    while let Some(Ok(msg)) = ws.next().await {
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.feed(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

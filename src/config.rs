@@ -1,0 +1,176 @@
+//! [`Config`]: limits, buffers, timeouts, keepalive and handshake policy for a connection.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_ws::{Config, OriginPolicy};
+//!
+//! let config = Config::default()
+//!     .max_message_size(Some(1 << 20))
+//!     .ping_interval(Some(Duration::from_secs(30)))
+//!     .origin(OriginPolicy::allow(["https://example.com"]))
+//!     .protocols(["chat.v2", "chat.v1"]);
+//! assert_eq!(config.max_message_size, Some(1 << 20));
+//! ```
+
+use std::time::Duration;
+
+use crate::handshake::OriginPolicy;
+
+/// Settings for the handshake and the connection.
+///
+/// Every limit is on by default. Fields are public to read and to set; the by-value setters of the
+/// same names make a chain.
+///
+/// # Examples
+///
+/// ```
+/// let config = tower_ws::Config::default().max_frame_size(Some(64 * 1024));
+/// assert_eq!(config.max_frame_size, Some(65536));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest frame payload accepted; a larger frame fails the connection with close code
+    /// 1009 before any of it is buffered. Default: 16 MiB. `None` disables the check.
+    pub max_frame_size: Option<usize>,
+    /// The largest message accepted (all fragments together); a larger one fails the
+    /// connection with close code 1009, and no more than this is ever buffered.
+    /// Default: 64 MiB. `None` disables the check.
+    pub max_message_size: Option<usize>,
+    /// How much the read buffer asks for at a time, in bytes. The buffer is allocated on first
+    /// use, given back while the connection is idle, and shrunk after a large message, so an idle
+    /// connection holds none of it. Larger values mean fewer read calls for bulk traffic.
+    /// Default: 16 KiB.
+    pub read_buffer_size: usize,
+    /// Bytes buffered by `feed` before the connection starts writing them out on its own.
+    /// Messages fed without a flush are batched into as few write calls as possible.
+    /// Default: 128 KiB.
+    pub write_buffer_size: usize,
+    /// The write high-water mark: while more than this many bytes wait to be written,
+    /// `poll_ready` returns `Pending` (backpressure). Default: 1 MiB; at least
+    /// `write_buffer_size` is used.
+    pub max_write_buffer_size: usize,
+    /// How long [`WebSocket::close`](crate::WebSocket::close) and a close started by a protocol
+    /// violation wait for the peer's close frame before giving up. Default: 10 s.
+    pub close_timeout: Duration,
+    /// Send a ping after this long without any frame from the peer. Default: `None` (no
+    /// keepalive pings).
+    pub ping_interval: Option<Duration>,
+    /// With `ping_interval` set: how long to wait for any frame after a keepalive ping before
+    /// the connection is failed with [`ErrorKind::KeepaliveTimeout`](crate::ErrorKind).
+    /// Default: 20 s.
+    pub pong_timeout: Duration,
+    /// Accept unmasked frames from clients (RFC 6455 forbids them). Default: `false`.
+    pub accept_unmasked_frames: bool,
+    /// Which `Origin` headers the server accepts. Default:
+    /// [`OriginPolicy::SameOrigin`].
+    pub origin: OriginPolicy,
+    /// The subprotocols the server speaks, most preferred first. The first one the client also
+    /// offers is selected. Default: none.
+    pub protocols: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: Some(16 << 20),
+            max_message_size: Some(64 << 20),
+            read_buffer_size: 16 << 10,
+            write_buffer_size: 128 << 10,
+            max_write_buffer_size: 1 << 20,
+            close_timeout: Duration::from_secs(10),
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(20),
+            accept_unmasked_frames: false,
+            origin: OriginPolicy::SameOrigin,
+            protocols: Vec::new(),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name(mut self, $name: $ty) -> Self {
+                self.$name = $name;
+                self
+            }
+        )*
+    };
+}
+
+impl Config {
+    setters! {
+        /// Sets [`max_frame_size`](Config#structfield.max_frame_size).
+        max_frame_size: Option<usize>;
+        /// Sets [`max_message_size`](Config#structfield.max_message_size).
+        max_message_size: Option<usize>;
+        /// Sets [`read_buffer_size`](Config#structfield.read_buffer_size).
+        read_buffer_size: usize;
+        /// Sets [`write_buffer_size`](Config#structfield.write_buffer_size).
+        write_buffer_size: usize;
+        /// Sets [`max_write_buffer_size`](Config#structfield.max_write_buffer_size).
+        max_write_buffer_size: usize;
+        /// Sets [`close_timeout`](Config#structfield.close_timeout).
+        close_timeout: Duration;
+        /// Sets [`ping_interval`](Config#structfield.ping_interval).
+        ping_interval: Option<Duration>;
+        /// Sets [`pong_timeout`](Config#structfield.pong_timeout).
+        pong_timeout: Duration;
+        /// Sets [`accept_unmasked_frames`](Config#structfield.accept_unmasked_frames).
+        accept_unmasked_frames: bool;
+        /// Sets [`origin`](Config#structfield.origin).
+        origin: OriginPolicy;
+    }
+
+    /// Sets [`protocols`](Config#structfield.protocols), most preferred first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = tower_ws::Config::default().protocols(["graphql-transport-ws"]);
+    /// assert_eq!(config.protocols, ["graphql-transport-ws"]);
+    /// ```
+    #[must_use]
+    pub fn protocols<I>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The part of the configuration a running connection needs.
+    pub(crate) fn socket(&self) -> SocketConfig {
+        SocketConfig {
+            max_frame_size: self.max_frame_size.unwrap_or(usize::MAX),
+            max_message_size: self.max_message_size.unwrap_or(usize::MAX),
+            read_buffer_size: self.read_buffer_size.max(256),
+            write_buffer_size: self.write_buffer_size,
+            max_write_buffer_size: self.max_write_buffer_size.max(self.write_buffer_size),
+            close_timeout: self.close_timeout,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+            accept_unmasked_frames: self.accept_unmasked_frames,
+        }
+    }
+}
+
+/// The settings a connection keeps after the handshake: small and `Copy`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SocketConfig {
+    pub(crate) max_frame_size: usize,
+    pub(crate) max_message_size: usize,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) write_buffer_size: usize,
+    pub(crate) max_write_buffer_size: usize,
+    pub(crate) close_timeout: Duration,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) accept_unmasked_frames: bool,
+}

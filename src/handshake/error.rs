@@ -1,0 +1,145 @@
+//! Why a handshake was refused, and the HTTP answer for it.
+
+use std::fmt;
+
+use http::header::{ALLOW, CONTENT_TYPE, SEC_WEBSOCKET_VERSION, UPGRADE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::body::Body;
+
+/// A refused WebSocket handshake. It knows its HTTP status, and its response body says what was
+/// wrong.
+///
+/// # Examples
+///
+/// ```
+/// let req = http::Request::post("/").body(()).unwrap();
+/// let err = tower_ws::handshake::validate(&req, &tower_ws::Config::default()).unwrap_err();
+/// assert_eq!(err.status(), 405);
+/// let response = err.into_response();
+/// assert_eq!(response.headers()["allow"], "GET");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeError {
+    kind: HandshakeErrorKind,
+}
+
+/// The rule a refused handshake broke.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::handshake::{HandshakeError, HandshakeErrorKind};
+///
+/// let err = HandshakeError::from(HandshakeErrorKind::UnsupportedVersion);
+/// assert_eq!(err.status(), 426);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HandshakeErrorKind {
+    /// The method was not `GET` (405).
+    MethodNotGet,
+    /// The request was older than HTTP/1.1 (400).
+    HttpVersion,
+    /// `Upgrade` did not list `websocket` (426).
+    NotWebSocketUpgrade,
+    /// `Connection` did not list `upgrade` (400).
+    ConnectionNotUpgrade,
+    /// `Sec-WebSocket-Version` was missing (426).
+    MissingVersion,
+    /// `Sec-WebSocket-Version` was not 13 (426).
+    UnsupportedVersion,
+    /// `Sec-WebSocket-Key` was missing (400).
+    MissingKey,
+    /// `Sec-WebSocket-Key` was not one base64 value of 16 bytes (400).
+    InvalidKey,
+    /// Neither `Host` nor a URI authority named the server (400).
+    MissingHost,
+    /// The `Origin` policy refused the request (403).
+    OriginForbidden,
+    /// The request cannot be upgraded: the server connection does not support upgrades (500).
+    NotUpgradable,
+    /// The server is shutting down and takes no new WebSockets (503).
+    ShuttingDown,
+}
+
+impl HandshakeError {
+    /// The rule that was broken.
+    pub const fn kind(&self) -> HandshakeErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status to answer with.
+    pub const fn status(&self) -> StatusCode {
+        use HandshakeErrorKind as K;
+        match self.kind {
+            K::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
+            K::NotWebSocketUpgrade | K::MissingVersion | K::UnsupportedVersion => {
+                StatusCode::UPGRADE_REQUIRED
+            }
+            K::HttpVersion
+            | K::ConnectionNotUpgrade
+            | K::MissingKey
+            | K::InvalidKey
+            | K::MissingHost => StatusCode::BAD_REQUEST,
+            K::OriginForbidden => StatusCode::FORBIDDEN,
+            K::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
+            K::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// What was wrong, for the response body.
+    pub const fn message(&self) -> &'static str {
+        use HandshakeErrorKind as K;
+        match self.kind {
+            K::MethodNotGet => "WebSocket upgrade requests must use the GET method",
+            K::HttpVersion => "WebSocket upgrades need HTTP/1.1 or later",
+            K::NotWebSocketUpgrade => "this endpoint needs a WebSocket upgrade: the `Upgrade` header must list `websocket`",
+            K::ConnectionNotUpgrade => "the `Connection` header must list `upgrade`",
+            K::MissingVersion => "the `Sec-WebSocket-Version` header is missing; this server speaks version 13",
+            K::UnsupportedVersion => "unsupported `Sec-WebSocket-Version`; this server speaks version 13",
+            K::MissingKey => "the `Sec-WebSocket-Key` header is missing",
+            K::InvalidKey => "`Sec-WebSocket-Key` must be one base64-encoded 16-byte value",
+            K::MissingHost => "the `Host` header is missing or invalid",
+            K::OriginForbidden => "the request's `Origin` is not allowed to open WebSockets here",
+            K::NotUpgradable => "this connection cannot be upgraded (the server does not support HTTP upgrades)",
+            K::ShuttingDown => "the server is shutting down and takes no new WebSocket connections",
+        }
+    }
+
+    /// The response to send: the status, a plain-text body naming the problem, and the headers
+    /// the status calls for (`Allow: GET` with 405; `Upgrade: websocket` and
+    /// `Sec-WebSocket-Version: 13` with 426).
+    #[must_use = "the response should be sent to the client"]
+    pub fn into_response(self) -> Response<Body> {
+        let mut res = Response::new(Body::from(self.message()));
+        *res.status_mut() = self.status();
+        let h = res.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        match self.status() {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                h.insert(ALLOW, HeaderValue::from_static("GET"));
+            }
+            StatusCode::UPGRADE_REQUIRED => {
+                h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+                h.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+impl From<HandshakeErrorKind> for HandshakeError {
+    fn from(kind: HandshakeErrorKind) -> Self {
+        Self { kind }
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for HandshakeError {}

@@ -1,0 +1,217 @@
+//! The opening handshake (RFC 6455 §4), on `http` types and nothing else.
+//!
+//! [`validate`] checks an upgrade request against a [`Config`] and returns what was agreed, or a
+//! [`HandshakeError`] that knows its HTTP status and explains itself in the response body.
+//!
+//! # Examples
+//!
+//! ```
+//! use http::Request;
+//! use tower_ws::{Config, handshake};
+//!
+//! let req = Request::get("/chat")
+//!     .header("host", "example.com")
+//!     .header("connection", "keep-alive, Upgrade")
+//!     .header("upgrade", "websocket")
+//!     .header("sec-websocket-version", "13")
+//!     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+//!     .header("sec-websocket-protocol", "chat.v1, chat.v2")
+//!     .body(())
+//!     .unwrap();
+//! assert!(handshake::is_upgrade_request(&req));
+//!
+//! let config = Config::default().protocols(["chat.v2", "chat.v1"]);
+//! let accept = handshake::validate(&req, &config).unwrap();
+//! let response = accept.response();
+//! assert_eq!(response.status(), 101);
+//! assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+//! assert_eq!(response.headers()["sec-websocket-protocol"], "chat.v2");
+//! ```
+
+mod error;
+mod headers;
+mod origin;
+
+pub use error::{HandshakeError, HandshakeErrorKind};
+pub use origin::OriginPolicy;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::header::{
+    CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use sha1::{Digest, Sha1};
+
+use crate::body::Body;
+use crate::config::Config;
+
+/// RFC 6455 §1.3: the GUID appended to the key before hashing.
+const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// What the server agreed to in a valid handshake.
+///
+/// # Examples
+///
+/// ```
+/// # let req = http::Request::get("/")
+/// #     .header("host", "h").header("connection", "upgrade").header("upgrade", "websocket")
+/// #     .header("sec-websocket-version", "13")
+/// #     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==").body(()).unwrap();
+/// let accept = tower_ws::handshake::validate(&req, &tower_ws::Config::default()).unwrap();
+/// assert!(accept.protocol().is_none());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Accept {
+    accept_key: HeaderValue,
+    protocol: Option<HeaderValue>,
+}
+
+impl Accept {
+    /// The subprotocol selected, if the client offered one the server speaks.
+    pub fn protocol(&self) -> Option<&HeaderValue> {
+        self.protocol.as_ref()
+    }
+
+    /// The `101 Switching Protocols` response that completes the handshake.
+    #[must_use = "the response must be sent for the upgrade to happen"]
+    pub fn response(&self) -> Response<Body> {
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = res.headers_mut();
+        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(SEC_WEBSOCKET_ACCEPT, self.accept_key.clone());
+        if let Some(p) = &self.protocol {
+            h.insert(SEC_WEBSOCKET_PROTOCOL, p.clone());
+        }
+        res
+    }
+
+    pub(crate) fn into_protocol(self) -> Option<HeaderValue> {
+        self.protocol
+    }
+}
+
+/// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+///
+/// # Examples
+///
+/// ```
+/// // The example of RFC 6455 §1.3.
+/// let accept = tower_ws::handshake::accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+/// assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// ```
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key);
+    sha1.update(GUID);
+    BASE64.encode(sha1.finalize())
+}
+
+/// Whether `req` asks for a WebSocket upgrade (`GET` with `Connection: upgrade` and
+/// `Upgrade: websocket`), valid or not. Use it to route upgrades apart from other traffic.
+///
+/// # Examples
+///
+/// ```
+/// let plain = http::Request::get("/").body(()).unwrap();
+/// assert!(!tower_ws::handshake::is_upgrade_request(&plain));
+/// ```
+pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    req.method() == Method::GET
+        && headers::has_token(req.headers(), &UPGRADE, "websocket")
+        && headers::has_token(req.headers(), &CONNECTION, "upgrade")
+}
+
+/// The subprotocols the client offers, in its order.
+///
+/// # Examples
+///
+/// ```
+/// let req = http::Request::get("/")
+///     .header("sec-websocket-protocol", "a, b")
+///     .header("sec-websocket-protocol", "c")
+///     .body(())
+///     .unwrap();
+/// let offered: Vec<_> = tower_ws::handshake::requested_protocols(&req).collect();
+/// assert_eq!(offered, ["a", "b", "c"]);
+/// ```
+pub fn requested_protocols<B>(req: &Request<B>) -> impl Iterator<Item = &str> {
+    headers::tokens(req.headers(), &SEC_WEBSOCKET_PROTOCOL)
+}
+
+/// Checks an upgrade request (RFC 6455 §4.2.1) against `config`.
+///
+/// # Errors
+///
+/// A [`HandshakeError`] naming the first rule the request breaks; its
+/// [`status`](HandshakeError::status) and [`into_response`](HandshakeError::into_response)
+/// give the answer to send.
+pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, HandshakeError> {
+    use HandshakeErrorKind as E;
+    let headers = req.headers();
+    // RFC 6455 §4.1: the method of the request MUST be GET, and the HTTP version at least 1.1.
+    if req.method() != Method::GET {
+        return Err(E::MethodNotGet.into());
+    }
+    if req.version() < Version::HTTP_11 {
+        return Err(E::HttpVersion.into());
+    }
+    // RFC 6455 §4.2.1: an |Upgrade| header field containing "websocket" and a |Connection|
+    // header field that includes the token "Upgrade", both case-insensitive.
+    if !headers::has_token(headers, &UPGRADE, "websocket") {
+        return Err(E::NotWebSocketUpgrade.into());
+    }
+    if !headers::has_token(headers, &CONNECTION, "upgrade") {
+        return Err(E::ConnectionNotUpgrade.into());
+    }
+    // RFC 6455 §4.2.2: a version the server does not understand gets 426 and the versions it
+    // does understand.
+    match headers.get(SEC_WEBSOCKET_VERSION) {
+        Some(v) if v == "13" => {}
+        Some(_) => return Err(E::UnsupportedVersion.into()),
+        None => return Err(E::MissingVersion.into()),
+    }
+    // RFC 6455 §4.2.1: a |Sec-WebSocket-Key| that, base64-decoded, is 16 bytes long.
+    let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) => key,
+        (None, _) => return Err(E::MissingKey.into()),
+        (Some(_), Some(_)) => return Err(E::InvalidKey.into()),
+    };
+    match BASE64.decode(key.as_bytes()) {
+        Ok(raw) if raw.len() == 16 => {}
+        _ => return Err(E::InvalidKey.into()),
+    }
+    // RFC 6455 §4.1: the client MUST send Host; §10.2: servers check Origin against it.
+    let host = match headers.get(HOST) {
+        Some(h) => Some(h.to_str().map_err(|_| E::MissingHost)?),
+        None => req.uri().authority().map(|a| a.as_str()),
+    };
+    if host.is_none() {
+        return Err(E::MissingHost.into());
+    }
+    let mut origins = headers.get_all(ORIGIN).iter();
+    let origin = origins.next();
+    if origins.next().is_some() || !config.origin.allows(origin, host, headers) {
+        return Err(E::OriginForbidden.into());
+    }
+    Ok(Accept {
+        accept_key: HeaderValue::try_from(accept_key(key.as_bytes()))
+            .expect("base64 is a valid header value"),
+        protocol: select_protocol(req, &config.protocols),
+    })
+}
+
+/// The first of the server's protocols (in its order of preference) that the client offers.
+fn select_protocol<B>(req: &Request<B>, supported: &[String]) -> Option<HeaderValue> {
+    supported
+        .iter()
+        .find(|s| requested_protocols(req).any(|r| r == s.as_str()))
+        .and_then(|s| HeaderValue::from_str(s).ok())
+}
+
+#[cfg(test)]
+mod tests;

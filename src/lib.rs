@@ -1,0 +1,142 @@
+//! WebSockets for hyper 1, tower and axum, with RFC 6455 implemented in this crate.
+//!
+//! - [`upgrade`] validates an upgrade request (method, version, key, `Origin`, subprotocols),
+//!   builds the `101` response and resolves to a [`WebSocket`] through hyper's upgrade.
+//! - [`WebSocket`] is a `Stream` of [`Message`]s and a `Sink` for them. It answers pings, echoes
+//!   close frames and fails the connection with the right close code on any violation by itself.
+//! - [`handshake`] is the pure handshake logic on `http` types, usable with any server.
+//!
+//! # Examples
+//!
+//! An echo server on plain hyper:
+//!
+//! ```no_run
+//! use hyper::server::conn::http1;
+//! use hyper::service::service_fn;
+//! use hyper_util::rt::TokioIo;
+//! use tower_ws::Config;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! loop {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let service = service_fn(|mut req| async move {
+//!         let (response, ws) = match tower_ws::upgrade(&mut req, &Config::default()) {
+//!             Ok(ok) => ok,
+//!             Err(refused) => return Ok::<_, hyper::Error>(refused.into_response()),
+//!         };
+//!         tokio::spawn(async move {
+//!             let Ok(mut ws) = ws.await else { return };
+//!             while let Some(Ok(msg)) = ws.recv().await {
+//!                 if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+//!                     break;
+//!                 }
+//!             }
+//!         });
+//!         Ok(response)
+//!     });
+//!     let conn = http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+//!     tokio::spawn(conn.with_upgrades());
+//! }
+//! # }
+//! ```
+//!
+//! # Limits and defaults
+//!
+//! Every limit is on by default (see [`Config`]): frames up to 16 MiB, messages up to 64 MiB,
+//! a 1 MiB write high-water mark, a 10 s close timeout, and same-origin `Origin` checks.
+//! Bad input never panics: a malformed handshake gets an HTTP status and a body naming the
+//! problem, a malformed frame the matching close code.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod config;
+mod error;
+pub mod handshake;
+mod message;
+mod proto;
+mod socket;
+mod split;
+mod upgrade;
+mod write_buf;
+
+pub use body::Body;
+pub use config::Config;
+pub use error::{Error, ErrorKind};
+pub use handshake::{HandshakeError, OriginPolicy};
+pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+pub use proto::Role;
+pub use socket::WebSocket;
+pub use split::{ReadHalf, WriteHalf};
+pub use upgrade::{UpgradeFuture, UpgradedWebSocket, upgrade};
+
+/// Checks whether a request asks for a WebSocket upgrade; see [`handshake::is_upgrade_request`].
+pub use handshake::{is_upgrade_request, requested_protocols};
+
+/// Entry points for the benchmarks and fuzz targets; not part of the API.
+#[doc(hidden)]
+pub mod __bench {
+    use bytes::{Bytes, BytesMut};
+
+    use crate::proto::{Decoder, FrameHeader, Limits, OpCode, Role};
+
+    /// Masks `buf` the way the connection does.
+    pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+        crate::proto::apply_mask(buf, key);
+    }
+
+    /// Byte-at-a-time masking, the baseline for the chunked version.
+    pub fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b ^= key[i & 3];
+        }
+    }
+
+    /// `count` masked client frames of `size` bytes (ASCII text or binary).
+    pub fn masked_frames(size: usize, count: usize, text: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..count {
+            let key = [i as u8, 0x5a, 0xa5, 0x3c];
+            let header = FrameHeader {
+                fin: true,
+                rsv1: false,
+                rsv23: false,
+                opcode: if text { OpCode::Text } else { OpCode::Binary },
+                mask: Some(key),
+                payload_len: size as u64,
+            };
+            out.extend_from_slice(header.encode().as_slice());
+            let start = out.len();
+            out.extend((0..size).map(|j| b'a' + (j % 26) as u8));
+            crate::proto::apply_mask(&mut out[start..], key);
+        }
+        out
+    }
+
+    /// Decodes every message in `input` as a server; returns how many there were, or `None`
+    /// on a protocol error.
+    pub fn decode_all(input: &[u8]) -> Option<usize> {
+        decode_chunks(input, input.len().max(1))
+    }
+
+    /// Decodes `input` fed `chunk` bytes at a time; returns the message count, or `None` on a
+    /// protocol error. Never panics, whatever the input.
+    pub fn decode_chunks(input: &[u8], chunk: usize) -> Option<usize> {
+        let limits = Limits {
+            max_frame_size: 1 << 24,
+            max_message_size: 1 << 25,
+        };
+        let mut decoder = Decoder::new(Role::Server, limits, false);
+        let mut buf = BytesMut::new();
+        let mut n = 0;
+        for part in input.chunks(chunk.max(1)) {
+            buf.extend_from_slice(part);
+            while let Some(msg) = decoder.decode(&mut buf).ok()? {
+                n += 1;
+                let _: Bytes = msg.into_data();
+            }
+        }
+        Some(n)
+    }
+}

@@ -1,0 +1,24 @@
+//! The RFC 6455 protocol engine: pure functions and state over bytes, no IO.
+//!
+//! [`Decoder`] turns bytes into messages (parsing, unmasking, UTF-8 validation, fragment assembly,
+//! control frame and close rules, size limits); [`frame`] encodes headers for the write path.
+//! Nothing here imports tokio or hyper, so it is tested with byte vectors and fuzzed directly.
+
+pub(crate) mod close;
+pub(crate) mod decoder;
+pub(crate) mod frame;
+pub(crate) mod mask;
+pub(crate) mod utf8;
+
+pub(crate) use decoder::{Decoder, Limits};
+pub(crate) use frame::{FrameHeader, OpCode};
+pub(crate) use mask::apply_mask;
+
+/// Which end of the connection this is: it decides who masks frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The accepting end: receives masked frames, sends unmasked ones.
+    Server,
+    /// The connecting end: sends masked frames, receives unmasked ones.
+    Client,
+}

@@ -1,0 +1,123 @@
+//! Incremental UTF-8 validation: fails at the first invalid byte even when a code point is split
+//! across reads or fragments.
+
+/// Validates a text message fed in pieces of any size.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Utf8Validator {
+    /// Bytes of an incomplete code point carried over from the previous piece.
+    partial: [u8; 4],
+    partial_len: u8,
+    /// The length of the code point `partial` starts.
+    needed: u8,
+}
+
+/// The input was not valid UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InvalidUtf8;
+
+impl Utf8Validator {
+    /// Checks the next piece. An incomplete code point at its end is remembered, as long as it
+    /// can still become valid.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> Result<(), InvalidUtf8> {
+        if self.partial_len > 0 {
+            let have = self.partial_len as usize;
+            let take = (self.needed as usize - have).min(data.len());
+            self.partial[have..have + take].copy_from_slice(&data[..take]);
+            self.partial_len += take as u8;
+            match std::str::from_utf8(&self.partial[..self.partial_len as usize]) {
+                Ok(_) => {
+                    self.partial_len = 0;
+                    data = &data[take..];
+                }
+                // Still a valid prefix: `take` used all of `data`.
+                Err(e) if e.error_len().is_none() => return Ok(()),
+                Err(_) => return Err(InvalidUtf8),
+            }
+        }
+        match std::str::from_utf8(data) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
+            Err(e) => {
+                let rest = &data[e.valid_up_to()..];
+                self.partial[..rest.len()].copy_from_slice(rest);
+                self.partial_len = rest.len() as u8;
+                self.needed = match rest[0] {
+                    0xf0..=0xf4 => 4,
+                    0xe0..=0xef => 3,
+                    _ => 2,
+                };
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the message: an unfinished code point is an error.
+    pub(crate) fn finish(&mut self) -> Result<(), InvalidUtf8> {
+        let complete = self.partial_len == 0;
+        *self = Self::default();
+        if complete { Ok(()) } else { Err(InvalidUtf8) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate_in_pieces(data: &[u8], split: usize) -> Result<(), InvalidUtf8> {
+        let mut v = Utf8Validator::default();
+        let (a, b) = data.split_at(split);
+        v.feed(a)?;
+        v.feed(b)?;
+        v.finish()
+    }
+
+    #[test]
+    fn agrees_with_std_at_every_split() {
+        let samples: &[&[u8]] = &[
+            "κόσμε".as_bytes(),
+            "Hello-µ@ßöäüàá-UTF-8!!".as_bytes(),
+            "\u{10ffff}\u{10000}".as_bytes(),
+            b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited",
+            b"\xf4\x90\x80\x80",
+            b"\xc0\xaf",
+            b"\xe0\x80\xaf",
+            b"abc\xff",
+            b"\xf0\x9f\x98",
+            b"",
+        ];
+        for sample in samples {
+            let expected = std::str::from_utf8(sample).is_ok();
+            for split in 0..=sample.len() {
+                assert_eq!(
+                    validate_in_pieces(sample, split).is_ok(),
+                    expected,
+                    "{sample:?} split at {split}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_fails_at_the_first_bad_byte() {
+        // \xf4\x90 can never start a valid code point: the error comes at the \x90.
+        let data = b"ok\xf4\x90\x80\x80";
+        let mut v = Utf8Validator::default();
+        for (i, b) in data.iter().enumerate() {
+            let r = v.feed(std::slice::from_ref(b));
+            assert_eq!(r.is_err(), i == 3, "byte {i}");
+            if r.is_err() {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn unfinished_code_point_fails_at_the_end() {
+        let mut v = Utf8Validator::default();
+        v.feed(b"\xe2\x82").unwrap();
+        assert!(v.finish().is_err());
+        // finish() resets the state for the next message.
+        v.feed(b"fine").unwrap();
+        assert!(v.finish().is_ok());
+    }
+}

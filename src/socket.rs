@@ -1,0 +1,730 @@
+//! [`WebSocket`]: a `Stream` of received messages and a `Sink` of messages to send, over any
+//! `AsyncRead + AsyncWrite`.
+//!
+//! # Examples
+//!
+//! An echo loop that batches: messages fed without a flush are written together when the stream
+//! next waits for the peer.
+//!
+//! ```
+//! use futures_util::{SinkExt, StreamExt};
+//! use tower_ws::{Message, WebSocket};
+//!
+//! async fn echo<S>(mut ws: WebSocket<S>) -> Result<(), tower_ws::Error>
+//! where
+//!     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+//! {
+//!     while let Some(msg) = ws.next().await {
+//!         match msg? {
+//!             msg @ (Message::Text(_) | Message::Binary(_)) => ws.feed(msg).await?,
+//!             _ => {} // pings are answered and closes echoed by the socket itself
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! # let _ = echo::<tokio::io::DuplexStream>;
+//! ```
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Sink, Stream, stream::FusedStream};
+use http::HeaderValue;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::{Config, SocketConfig};
+use crate::error::{Error, ErrorKind};
+use crate::message::{CloseCode, CloseFrame, Message};
+use crate::proto::{self, Decoder, Limits, OpCode, Role};
+use crate::write_buf::{MAX_SLICES, WriteBuf};
+
+/// An idle connection keeps at most this much write buffer.
+const KEEP_WRITE_CAPACITY: usize = 4096;
+/// The most the read buffer grows by at once while a large frame arrives.
+const MAX_READ_RESERVE: usize = 1 << 20;
+
+/// A WebSocket connection.
+///
+/// Receive with [`recv`](WebSocket::recv) or as a [`Stream`]; send with
+/// [`send`](WebSocket::send) or as a [`Sink`]. The connection answers pings, echoes close
+/// frames and fails the connection with the right close code on protocol violations by itself,
+/// as long as the stream is polled.
+///
+/// Writes are buffered: [`feed`](futures_util::SinkExt::feed) queues a message, `flush` writes,
+/// and polling the stream writes anything queued before it waits for the peer. A clean close
+/// ends the stream with [`Message::Close`] followed by `None`.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::{Message, WebSocket};
+///
+/// async fn greet<S>(mut ws: WebSocket<S>) -> Result<(), tower_ws::Error>
+/// where
+///     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+/// {
+///     ws.send(Message::text("hello")).await?;
+///     while let Some(msg) = ws.recv().await {
+///         if let Message::Text(text) = msg? {
+///             println!("got {text}");
+///         }
+///     }
+///     Ok(())
+/// }
+/// # let _ = greet::<tokio::io::DuplexStream>;
+/// ```
+pub struct WebSocket<S> {
+    io: S,
+    core: Core,
+}
+
+/// What happens when the keepalive or close timer fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerMode {
+    /// Keepalive: check for traffic since the last tick.
+    Idle,
+    /// Keepalive: a ping is out; the peer must send something before the deadline.
+    AwaitingPong,
+    /// Closing: the peer must answer (or take our bytes) before the deadline.
+    Closing,
+}
+
+struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    mode: TimerMode,
+}
+
+/// Everything but the IO: protocol state, buffers, timers.
+struct Core {
+    role: Role,
+    cfg: SocketConfig,
+    read_buf: BytesMut,
+    decoder: Decoder,
+    write: WriteBuf,
+    /// A close frame was queued by us.
+    close_sent: bool,
+    /// The peer's close frame arrived.
+    close_received: bool,
+    read_eof: bool,
+    /// The IO was shut down.
+    shut_down: bool,
+    /// The stream has ended (returned `None` or an error).
+    done: bool,
+    /// A violation was found: our close frame is queued, report this once it is written.
+    failure: Option<ErrorKind>,
+    /// The peer's close, handed out once our reply is written.
+    pending_close: Option<Message>,
+    /// Any frame since the last keepalive tick.
+    seen: bool,
+    timer: Option<Timer>,
+    mask_seed: u64,
+    protocol: Option<HeaderValue>,
+}
+
+impl<S> WebSocket<S> {
+    /// Wraps a connection whose WebSocket handshake is already done.
+    ///
+    /// [`upgrade`](crate::upgrade()) does this for hyper servers; use it directly for other
+    /// transports and in tests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::{Config, Role, WebSocket};
+    ///
+    /// let (server_io, _client_io) = tokio::io::duplex(1024);
+    /// let ws = WebSocket::from_raw(server_io, Role::Server, &Config::default());
+    /// assert!(ws.protocol().is_none());
+    /// ```
+    pub fn from_raw(io: S, role: Role, config: &Config) -> Self {
+        Self::with_protocol(io, role, config.socket(), None)
+    }
+
+    pub(crate) fn with_protocol(
+        io: S,
+        role: Role,
+        cfg: SocketConfig,
+        protocol: Option<HeaderValue>,
+    ) -> Self {
+        let limits = Limits {
+            max_frame_size: cfg.max_frame_size,
+            max_message_size: cfg.max_message_size,
+        };
+        let accept_unmasked = cfg.accept_unmasked_frames;
+        Self {
+            io,
+            core: Core {
+                role,
+                cfg,
+                read_buf: BytesMut::new(),
+                decoder: Decoder::new(role, limits, accept_unmasked),
+                write: WriteBuf::default(),
+                close_sent: false,
+                close_received: false,
+                read_eof: false,
+                shut_down: false,
+                done: false,
+                failure: None,
+                pending_close: None,
+                seen: false,
+                timer: None,
+                mask_seed: if role == Role::Client { seed() } else { 0 },
+                protocol,
+            },
+        }
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    pub fn protocol(&self) -> Option<&HeaderValue> {
+        self.core.protocol.as_ref()
+    }
+
+    /// A shared reference to the underlying connection.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// A mutable reference to the underlying connection. Reading or writing it directly
+    /// corrupts the WebSocket stream.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+}
+
+impl<S> WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Receives the next message; `None` once the connection is closed.
+    ///
+    /// # Errors
+    ///
+    /// A protocol violation by the peer (after the matching close frame was sent), an IO
+    /// failure, or a keepalive timeout. Errors are terminal.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe: if it is dropped before completing, no message is lost.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.core.poll_next(&mut self.io, cx)).await
+    }
+
+    /// Sends a message and flushes it (and everything queued before it).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Closed`] after a close frame was sent or received,
+    /// [`ErrorKind::InvalidMessage`] for a control payload over 125 bytes or a close code that
+    /// may not be sent, or an IO error.
+    ///
+    /// # Cancel safety
+    ///
+    /// If cancelled after the message was queued, it is still written by the next flush, send
+    /// or poll of the stream.
+    pub async fn send(&mut self, msg: Message) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(&mut self.io, cx)).await?;
+        self.core.start_send(msg)?;
+        poll_fn(|cx| self.core.poll_flush(&mut self.io, cx)).await
+    }
+
+    /// Starts the close handshake with `code` and `reason`, then waits (up to the configured
+    /// `close_timeout`) for the peer's close frame; messages arriving meanwhile are dropped.
+    /// The connection is shut down afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::CloseTimeout`] if the peer did not answer in time,
+    /// [`ErrorKind::InvalidMessage`] for a code that may not be sent or a reason over 123 bytes,
+    /// or an IO error. Everything queued before the close frame is written first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::{CloseCode, WebSocket};
+    ///
+    /// async fn bye(mut ws: WebSocket<tokio::io::DuplexStream>) -> Result<(), tower_ws::Error> {
+    ///     ws.close(CloseCode::NORMAL, "done").await
+    /// }
+    /// # let _ = bye;
+    /// ```
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !self.core.close_sent && !self.core.done {
+            self.core
+                .start_send(Message::Close(Some(CloseFrame::new(code, reason))))?;
+        }
+        poll_fn(|cx| self.core.poll_close(&mut self.io, cx, true)).await
+    }
+
+    /// Splits the connection into a read half and a write half that can be used from two tasks.
+    ///
+    /// The read half still answers pings; neither half misses a wake-up when the other one
+    /// waits on the connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use tower_ws::{Message, WebSocket};
+    ///
+    /// async fn run(ws: WebSocket<tokio::io::DuplexStream>) {
+    ///     let (mut tx, mut rx) = ws.split();
+    ///     tokio::spawn(async move {
+    ///         let _ = tx.send(Message::text("tick")).await;
+    ///     });
+    ///     while let Some(Ok(msg)) = rx.next().await {
+    ///         println!("{msg:?}");
+    ///     }
+    /// }
+    /// # let _ = run;
+    /// ```
+    pub fn split(self) -> (crate::split::WriteHalf<S>, crate::split::ReadHalf<S>) {
+        crate::split::split(self)
+    }
+
+    pub(crate) fn poll_next_msg(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.core.poll_next(&mut self.io, cx)
+    }
+
+    pub(crate) fn poll_ready_msg(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.core.poll_ready(&mut self.io, cx)
+    }
+
+    pub(crate) fn start_send_msg(&mut self, msg: Message) -> Result<(), Error> {
+        self.core.start_send(msg)
+    }
+
+    pub(crate) fn poll_flush_msg(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.core.poll_flush(&mut self.io, cx)
+    }
+
+    pub(crate) fn poll_close_msg(
+        &mut self,
+        cx: &mut Context<'_>,
+        await_reply: bool,
+    ) -> Poll<Result<(), Error>> {
+        self.core.poll_close(&mut self.io, cx, await_reply)
+    }
+}
+
+impl Core {
+    fn poll_next<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            if let Some(kind) = self.failure {
+                // RFC 6455 §7.1.7: fail the connection: send the close frame, then close TCP.
+                let _ = ready!(self.poll_finish(io, cx));
+                self.done = true;
+                return Poll::Ready(Some(Err(Error::new(kind))));
+            }
+            if self.close_received {
+                // RFC 6455 §5.5.1: reply to a close with a close, then (server) close TCP; the
+                // application sees the close only once that is done.
+                let finished = ready!(self.poll_finish(io, cx));
+                return match self.pending_close.take() {
+                    Some(msg) => Poll::Ready(Some(Ok(msg))),
+                    None => {
+                        self.done = true;
+                        match finished {
+                            Ok(()) => Poll::Ready(None),
+                            Err(e) => Poll::Ready(Some(Err(e))),
+                        }
+                    }
+                };
+            }
+
+            match self.decoder.decode(&mut self.read_buf) {
+                Ok(Some(msg)) => {
+                    self.seen = true;
+                    match &msg {
+                        Message::Ping(payload) if !self.close_sent => {
+                            // RFC 6455 §5.5.2: answer a ping with a pong of the same payload.
+                            self.queue(OpCode::Pong, payload.clone());
+                        }
+                        Message::Close(frame) => {
+                            self.close_received = true;
+                            if !self.close_sent {
+                                self.close_sent = true;
+                                let code = frame.as_ref().map(|f| f.code);
+                                self.queue_close(code.map(|c| CloseFrame::new(c, "")).as_ref());
+                            }
+                            self.pending_close = Some(msg);
+                            self.arm_close_timer();
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    return Poll::Ready(Some(Ok(msg)));
+                }
+                Ok(None) => {}
+                Err(kind) => {
+                    self.fail(kind);
+                    continue;
+                }
+            }
+
+            if self.read_eof {
+                self.done = true;
+                return Poll::Ready(Some(Err(ErrorKind::ConnectionReset.into())));
+            }
+            // About to wait for the peer: write what is queued (pongs, fed messages) first.
+            if !self.write.is_empty() {
+                if let Poll::Ready(Err(e)) = self.poll_write_out(io, cx) {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            match self.poll_read(io, cx) {
+                Poll::Ready(Ok(0)) => self.read_eof = true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Pending => {
+                    if self.read_buf.is_empty() {
+                        // Idle: hold no read buffer while waiting.
+                        self.read_buf = BytesMut::new();
+                    }
+                    if self.poll_keepalive(cx) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn poll_read<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>>
+    where
+        S: AsyncRead + Unpin,
+    {
+        let buffered = self.read_buf.len();
+        // At least a read buffer's worth; for a large frame, its remainder (up to 1 MiB at a
+        // time, so a header alone never makes us allocate a huge buffer).
+        let want = self
+            .decoder
+            .wanted(buffered)
+            .clamp(self.cfg.read_buffer_size, MAX_READ_RESERVE.max(self.cfg.read_buffer_size));
+        if self.read_buf.capacity() - buffered < want {
+            self.read_buf.reserve(want);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut self.read_buf)
+    }
+
+    /// Drives the keepalive timer; `true` if it queued something or failed the connection.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(interval) = self.cfg.ping_interval else {
+            return false;
+        };
+        let timer = self.timer.get_or_insert_with(|| Timer {
+            sleep: Box::pin(tokio::time::sleep(interval)),
+            mode: TimerMode::Idle,
+        });
+        if timer.mode == TimerMode::Closing || timer.sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let now = Instant::now();
+        if std::mem::take(&mut self.seen) {
+            timer.mode = TimerMode::Idle;
+            timer.sleep.as_mut().reset(now + interval);
+            // Register the new deadline with this task.
+            let _ = timer.sleep.as_mut().poll(cx);
+            return false;
+        }
+        match timer.mode {
+            TimerMode::Idle => {
+                timer.mode = TimerMode::AwaitingPong;
+                timer.sleep.as_mut().reset(now + self.cfg.pong_timeout);
+                self.queue(OpCode::Ping, Bytes::new());
+            }
+            TimerMode::AwaitingPong | TimerMode::Closing => self.fail(ErrorKind::KeepaliveTimeout),
+        }
+        true
+    }
+
+    /// Queues the close frame for a violation; the stream reports it after writing it.
+    fn fail(&mut self, kind: ErrorKind) {
+        if !self.close_sent {
+            self.close_sent = true;
+            let frame = kind.close_code().map(|code| CloseFrame::new(code, ""));
+            self.queue_close(frame.as_ref());
+        }
+        self.failure = Some(kind);
+        self.arm_close_timer();
+    }
+
+    fn arm_close_timer(&mut self) {
+        let deadline = Instant::now() + self.cfg.close_timeout;
+        match &mut self.timer {
+            Some(t) if t.mode == TimerMode::Closing => {}
+            Some(t) => {
+                t.mode = TimerMode::Closing;
+                t.sleep.as_mut().reset(deadline);
+            }
+            None => {
+                self.timer = Some(Timer {
+                    sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                    mode: TimerMode::Closing,
+                });
+            }
+        }
+    }
+
+    /// `Ready` once the close timer (armed by [`arm_close_timer`]) has run out.
+    fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        match &mut self.timer {
+            Some(t) if t.mode == TimerMode::Closing => t.sleep.as_mut().poll(cx).is_ready(),
+            _ => false,
+        }
+    }
+
+    /// Writes everything queued, flushes, and shuts the connection down (server role; a client
+    /// leaves closing TCP to the server as RFC 6455 §7.1.1 asks, up to the close timeout).
+    fn poll_finish<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.shut_down {
+            return Poll::Ready(Ok(()));
+        }
+        let result = match self.poll_flush(io, cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut *io).poll_shutdown(cx).map_err(Error::from),
+            other => other,
+        };
+        match result {
+            Poll::Ready(r) => {
+                self.shut_down = true;
+                self.read_buf = BytesMut::new();
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.close_timed_out(cx) => {
+                self.shut_down = true;
+                Poll::Ready(Err(ErrorKind::CloseTimeout.into()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_ready<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        if self.close_sent || self.done {
+            return Poll::Ready(Err(ErrorKind::Closed.into()));
+        }
+        if self.write.len() >= self.cfg.write_buffer_size {
+            match self.poll_write_out(io, cx) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if self.write.len() >= self.cfg.max_write_buffer_size => {
+                    return Poll::Pending;
+                }
+                _ => {}
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(&mut self, msg: Message) -> Result<(), Error> {
+        if self.close_sent || self.done {
+            return Err(ErrorKind::Closed.into());
+        }
+        match msg {
+            Message::Text(text) => self.queue(OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => self.queue(OpCode::Binary, data),
+            Message::Ping(data) | Message::Pong(data) if data.len() > 125 => {
+                return Err(ErrorKind::InvalidMessage.into());
+            }
+            Message::Ping(data) => self.queue(OpCode::Ping, data),
+            Message::Pong(data) => self.queue(OpCode::Pong, data),
+            Message::Close(frame) => {
+                if let Some(f) = &frame {
+                    if !f.code.is_sendable() || f.reason.len() > 123 {
+                        return Err(ErrorKind::InvalidMessage.into());
+                    }
+                }
+                self.close_sent = true;
+                self.queue_close(frame.as_ref());
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_flush<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        ready!(self.poll_write_out(io, cx))?;
+        Pin::new(io).poll_flush(cx).map_err(Error::from)
+    }
+
+    /// Flushes, then (with `await_reply`) reads until the peer's close frame arrives, then shuts
+    /// the connection down. Messages read meanwhile are dropped.
+    fn poll_close<S>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+        await_reply: bool,
+    ) -> Poll<Result<(), Error>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if !self.close_sent && !self.done {
+            self.close_sent = true;
+            self.queue_close(Some(&CloseFrame::new(CloseCode::NORMAL, "")));
+        }
+        self.arm_close_timer();
+        if !await_reply {
+            return self.poll_flush(io, cx);
+        }
+        loop {
+            if self.done || self.close_received {
+                let r = ready!(self.poll_finish(io, cx));
+                self.done = true;
+                return Poll::Ready(r);
+            }
+            if let Poll::Ready(Err(e)) = self.poll_flush(io, cx) {
+                self.done = true;
+                return Poll::Ready(Err(e));
+            }
+            match self.poll_next(io, cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending if self.close_timed_out(cx) => {
+                    self.done = true;
+                    let _ = Pin::new(&mut *io).poll_shutdown(cx);
+                    return Poll::Ready(Err(ErrorKind::CloseTimeout.into()));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn queue(&mut self, opcode: OpCode, payload: Bytes) {
+        let mask = self.next_mask();
+        self.write.push_frame(opcode, true, false, &payload, mask);
+    }
+
+    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        let mut payload = BytesMut::new();
+        // Frames reaching here were checked (or built by us), so encoding cannot fail.
+        let _ = proto::close::encode(frame, &mut payload);
+        self.queue(OpCode::Close, payload.freeze());
+    }
+
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        if self.role == Role::Server {
+            return None;
+        }
+        // xorshift64*, seeded per connection from the OS-randomized hasher keys.
+        let mut x = self.mask_seed;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.mask_seed = x;
+        let [a, b, c, d, ..] = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+        Some([a, b, c, d])
+    }
+
+    /// Writes queued bytes until none are left or the connection would block.
+    fn poll_write_out<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        while !self.write.is_empty() {
+            let n = if io.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let count = self.write.slices(&mut slices);
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?
+            } else {
+                ready!(Pin::new(&mut *io).poll_write(cx, self.write.first_slice()))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()));
+            }
+            self.write.advance(n);
+        }
+        self.write.shrink(KEEP_WRITE_CAPACITY);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A per-connection seed for client masking keys (RFC 6455 §10.3: unpredictable to scripts).
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() | 1
+}
+
+impl<S> Stream for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.core.poll_next(&mut this.io, cx)
+    }
+}
+
+impl<S> FusedStream for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn is_terminated(&self) -> bool {
+        self.core.done
+    }
+}
+
+impl<S> Sink<Message> for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.core.poll_ready(&mut this.io, cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.get_mut().core.start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.core.poll_flush(&mut this.io, cx)
+    }
+
+    /// Sends a close frame (code 1000, unless one was sent already), flushes, waits for the
+    /// peer's close frame up to the close timeout, and shuts the connection down.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.core.poll_close(&mut this.io, cx, true)
+    }
+}
+
+impl<S> fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("role", &self.core.role)
+            .field("protocol", &self.core.protocol)
+            .field("buffered_read", &self.core.read_buf.len())
+            .field("buffered_write", &self.core.write.len())
+            .field("close_sent", &self.core.close_sent)
+            .field("close_received", &self.core.close_received)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,232 @@
+//! The outgoing byte queue: headers and small payloads copied into one buffer, large payloads
+//! kept as the caller's `Bytes`, all written with as few (vectored) write calls as possible.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::Bytes;
+
+use crate::proto::{FrameHeader, OpCode, apply_mask};
+
+/// Payloads up to this size are copied next to their header; larger ones are written from the
+/// caller's buffer without a copy.
+const COPY_THRESHOLD: usize = 2048;
+
+/// How many slices one vectored write passes at most (Linux accepts 1024; this is plenty).
+pub(crate) const MAX_SLICES: usize = 64;
+
+/// Bytes waiting to be written, in order.
+///
+/// The output is `flat[flat_pos..at(0)]`, `big[0]`, `flat[at(0)..at(1)]`, `big[1]`, ...,
+/// `flat[at(n-1)..]`, where `at(i)` is the offset into `flat` recorded with `big[i]`.
+#[derive(Debug, Default)]
+pub(crate) struct WriteBuf {
+    flat: Vec<u8>,
+    flat_pos: usize,
+    big: VecDeque<(usize, Bytes)>,
+    big_pos: usize,
+    len: usize,
+}
+
+impl WriteBuf {
+    /// Bytes not yet written.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues one frame. `mask` is the client's masking key (the payload is then copied).
+    pub(crate) fn push_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv1: bool,
+        payload: &Bytes,
+        mask: Option<[u8; 4]>,
+    ) {
+        let header = FrameHeader {
+            fin,
+            rsv1,
+            rsv23: false,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        self.flat.extend_from_slice(header.encode().as_slice());
+        self.len += header.encode().as_slice().len() + payload.len();
+        if let Some(key) = mask {
+            let start = self.flat.len();
+            self.flat.extend_from_slice(payload);
+            apply_mask(&mut self.flat[start..], key);
+        } else if payload.len() <= COPY_THRESHOLD {
+            self.flat.extend_from_slice(payload);
+        } else {
+            self.big.push_back((self.flat.len(), payload.clone()));
+        }
+    }
+
+    /// Fills `out` with the next slices to write; returns how many.
+    pub(crate) fn slices<'a>(&'a self, out: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        let mut n = 0;
+        let mut pos = self.flat_pos;
+        let mut big_pos = self.big_pos;
+        for (at, data) in &self.big {
+            if n + 2 > MAX_SLICES {
+                return n;
+            }
+            if *at > pos {
+                out[n] = IoSlice::new(&self.flat[pos..*at]);
+                n += 1;
+            }
+            out[n] = IoSlice::new(&data[big_pos..]);
+            n += 1;
+            pos = *at;
+            big_pos = 0;
+        }
+        if self.flat.len() > pos {
+            out[n] = IoSlice::new(&self.flat[pos..]);
+            n += 1;
+        }
+        n
+    }
+
+    /// The first contiguous run of bytes, for writers without vectored writes.
+    pub(crate) fn first_slice(&self) -> &[u8] {
+        match self.big.front() {
+            Some((at, _)) if *at > self.flat_pos => &self.flat[self.flat_pos..*at],
+            Some((_, data)) => &data[self.big_pos..],
+            None => &self.flat[self.flat_pos..],
+        }
+    }
+
+    /// Marks `n` bytes as written.
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        debug_assert!(n <= self.len);
+        self.len -= n;
+        while n > 0 {
+            let flat_end = self.big.front().map_or(self.flat.len(), |(at, _)| *at);
+            if self.flat_pos < flat_end {
+                let k = n.min(flat_end - self.flat_pos);
+                self.flat_pos += k;
+                n -= k;
+            } else if let Some((_, data)) = self.big.front() {
+                let k = n.min(data.len() - self.big_pos);
+                self.big_pos += k;
+                n -= k;
+                if self.big_pos == data.len() {
+                    self.big.pop_front();
+                    self.big_pos = 0;
+                }
+            } else {
+                break;
+            }
+        }
+        if self.len == 0 {
+            self.flat.clear();
+            self.flat_pos = 0;
+        } else if self.flat_pos >= 64 * 1024 && self.flat_pos * 2 >= self.flat.len() {
+            // Give the written front back so a never-empty queue does not grow forever.
+            self.flat.drain(..self.flat_pos);
+            for (at, _) in &mut self.big {
+                *at -= self.flat_pos;
+            }
+            self.flat_pos = 0;
+        }
+    }
+
+    /// Releases memory after a burst: an idle connection keeps at most `keep` bytes.
+    pub(crate) fn shrink(&mut self, keep: usize) {
+        if self.is_empty() && self.flat.capacity() > keep {
+            self.flat = Vec::new();
+            self.big = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain_by(buf: &mut WriteBuf, step: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let n = buf.slices(&mut slices);
+            let mut budget = step;
+            let mut written = 0;
+            for s in &slices[..n] {
+                let k = s.len().min(budget);
+                out.extend_from_slice(&s[..k]);
+                budget -= k;
+                written += k;
+                if budget == 0 {
+                    break;
+                }
+            }
+            buf.advance(written);
+        }
+        out
+    }
+
+    fn sample() -> (WriteBuf, Vec<u8>) {
+        let mut buf = WriteBuf::default();
+        let mut expected = Vec::new();
+        for (i, size) in [3usize, 5000, 0, 10, 70000, 2048, 2049].into_iter().enumerate() {
+            let payload = Bytes::from(vec![i as u8; size]);
+            buf.push_frame(OpCode::Binary, true, false, &payload, None);
+            let header = FrameHeader {
+                fin: true,
+                rsv1: false,
+                rsv23: false,
+                opcode: OpCode::Binary,
+                mask: None,
+                payload_len: size as u64,
+            };
+            expected.extend_from_slice(header.encode().as_slice());
+            expected.extend_from_slice(&payload);
+        }
+        (buf, expected)
+    }
+
+    #[test]
+    fn partial_writes_of_any_size_keep_the_byte_order() {
+        for step in [1, 2, 7, 100, 4096, 65536, usize::MAX] {
+            let (mut buf, expected) = sample();
+            assert_eq!(buf.len(), expected.len());
+            assert_eq!(drain_by(&mut buf, step), expected, "step {step}");
+        }
+    }
+
+    #[test]
+    fn first_slice_alone_drains_in_order() {
+        let (mut buf, expected) = sample();
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            let s = buf.first_slice();
+            let k = s.len().min(1000);
+            out.extend_from_slice(&s[..k]);
+            buf.advance(k);
+        }
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn masked_frames_are_masked_copies() {
+        let mut buf = WriteBuf::default();
+        buf.push_frame(
+            OpCode::Text,
+            true,
+            false,
+            &Bytes::from_static(b"Hello"),
+            Some([0x37, 0xfa, 0x21, 0x3d]),
+        );
+        // RFC 6455 §5.7: a single-frame masked text message.
+        assert_eq!(
+            drain_by(&mut buf, usize::MAX),
+            [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        );
+    }
+}
