@@ -2,6 +2,8 @@
 //!
 //! `cargo bench --bench proto`
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented function.
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tower_ws::__bench::{apply_mask, apply_mask_bytewise, decode_all, masked_frames};

@@ -246,9 +246,6 @@ mod tests {
     fn display_says_this_level_only() {
         let err = Error::from(std::io::Error::other("boom"));
         assert_eq!(err.to_string(), "I/O error");
-        assert_eq!(
-            std::error::Error::source(&err).unwrap().to_string(),
-            "boom"
-        );
+        assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "boom");
     }
 }

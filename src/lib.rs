@@ -140,3 +140,8 @@ pub mod __bench {
         Some(n)
     }
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -286,7 +286,10 @@ where
         crate::split::split(self)
     }
 
-    pub(crate) fn poll_next_msg(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+    pub(crate) fn poll_next_msg(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
         self.core.poll_next(&mut self.io, cx)
     }
 
@@ -312,7 +315,11 @@ where
 }
 
 impl Core {
-    fn poll_next<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>>
+    fn poll_next<S>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -344,11 +351,11 @@ impl Core {
 
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(Some(msg)) => {
-                    self.seen = true;
+                    self.on_frame();
                     match &msg {
                         Message::Ping(payload) if !self.close_sent => {
                             // RFC 6455 §5.5.2: answer a ping with a pong of the same payload.
-                            self.queue(OpCode::Pong, payload.clone());
+                            self.queue(OpCode::Pong, payload);
                         }
                         Message::Close(frame) => {
                             self.close_received = true;
@@ -411,10 +418,10 @@ impl Core {
         let buffered = self.read_buf.len();
         // At least a read buffer's worth; for a large frame, its remainder (up to 1 MiB at a
         // time, so a header alone never makes us allocate a huge buffer).
-        let want = self
-            .decoder
-            .wanted(buffered)
-            .clamp(self.cfg.read_buffer_size, MAX_READ_RESERVE.max(self.cfg.read_buffer_size));
+        let want = self.decoder.wanted(buffered).clamp(
+            self.cfg.read_buffer_size,
+            MAX_READ_RESERVE.max(self.cfg.read_buffer_size),
+        );
         if self.read_buf.capacity() - buffered < want {
             self.read_buf.reserve(want);
         }
@@ -445,11 +452,24 @@ impl Core {
             TimerMode::Idle => {
                 timer.mode = TimerMode::AwaitingPong;
                 timer.sleep.as_mut().reset(now + self.cfg.pong_timeout);
-                self.queue(OpCode::Ping, Bytes::new());
+                self.queue(OpCode::Ping, &Bytes::new());
             }
             TimerMode::AwaitingPong | TimerMode::Closing => self.fail(ErrorKind::KeepaliveTimeout),
         }
         true
+    }
+
+    /// Keepalive bookkeeping for a frame from the peer: it proves the peer alive, so an
+    /// outstanding keepalive ping is answered and the next one is due an interval from now.
+    fn on_frame(&mut self) {
+        self.seen = true;
+        if let (Some(t), Some(interval)) = (&mut self.timer, self.cfg.ping_interval) {
+            if t.mode == TimerMode::AwaitingPong {
+                t.mode = TimerMode::Idle;
+                t.sleep.as_mut().reset(Instant::now() + interval);
+                self.seen = false;
+            }
+        }
     }
 
     /// Queues the close frame for a violation; the stream reports it after writing it.
@@ -539,13 +559,13 @@ impl Core {
             return Err(ErrorKind::Closed.into());
         }
         match msg {
-            Message::Text(text) => self.queue(OpCode::Text, text.into_bytes()),
-            Message::Binary(data) => self.queue(OpCode::Binary, data),
+            Message::Text(text) => self.queue(OpCode::Text, &text.into_bytes()),
+            Message::Binary(data) => self.queue(OpCode::Binary, &data),
             Message::Ping(data) | Message::Pong(data) if data.len() > 125 => {
                 return Err(ErrorKind::InvalidMessage.into());
             }
-            Message::Ping(data) => self.queue(OpCode::Ping, data),
-            Message::Pong(data) => self.queue(OpCode::Pong, data),
+            Message::Ping(data) => self.queue(OpCode::Ping, &data),
+            Message::Pong(data) => self.queue(OpCode::Pong, &data),
             Message::Close(frame) => {
                 if let Some(f) = &frame {
                     if !f.code.is_sendable() || f.reason.len() > 123 {
@@ -610,16 +630,16 @@ impl Core {
         }
     }
 
-    fn queue(&mut self, opcode: OpCode, payload: Bytes) {
+    fn queue(&mut self, opcode: OpCode, payload: &Bytes) {
         let mask = self.next_mask();
-        self.write.push_frame(opcode, true, false, &payload, mask);
+        self.write.push_frame(opcode, true, false, payload, mask);
     }
 
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
         let mut payload = BytesMut::new();
         // Frames reaching here were checked (or built by us), so encoding cannot fail.
         let _ = proto::close::encode(frame, &mut payload);
-        self.queue(OpCode::Close, payload.freeze());
+        self.queue(OpCode::Close, &payload.freeze());
     }
 
     fn next_mask(&mut self) -> Option<[u8; 4]> {
@@ -650,7 +670,9 @@ impl Core {
                 ready!(Pin::new(&mut *io).poll_write(cx, self.write.first_slice()))?
             };
             if n == 0 {
-                return Poll::Ready(Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()));
+                return Poll::Ready(Err(
+                    std::io::Error::from(std::io::ErrorKind::WriteZero).into()
+                ));
             }
             self.write.advance(n);
         }

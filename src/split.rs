@@ -63,7 +63,9 @@ impl<S> Shared<S> {
     fn lock(&self) -> MutexGuard<'_, WebSocket<S>> {
         // A panic while holding the lock can only come from the IO type itself; the socket's
         // state stays consistent between polls, so keep going with it.
-        self.ws.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.ws
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -141,7 +143,10 @@ impl<S> ReadHalf<S> {
         }
         drop(other);
         match Arc::try_unwrap(self.shared) {
-            Ok(shared) => Ok(shared.ws.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)),
+            Ok(shared) => Ok(shared
+                .ws
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)),
             Err(_) => unreachable!("both halves were given back"),
         }
     }

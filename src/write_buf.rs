@@ -55,8 +55,9 @@ impl WriteBuf {
             mask,
             payload_len: payload.len() as u64,
         };
-        self.flat.extend_from_slice(header.encode().as_slice());
-        self.len += header.encode().as_slice().len() + payload.len();
+        let header = header.encode();
+        self.flat.extend_from_slice(header.as_slice());
+        self.len += header.as_slice().len() + payload.len();
         if let Some(key) = mask {
             let start = self.flat.len();
             self.flat.extend_from_slice(payload);
@@ -174,7 +175,10 @@ mod tests {
     fn sample() -> (WriteBuf, Vec<u8>) {
         let mut buf = WriteBuf::default();
         let mut expected = Vec::new();
-        for (i, size) in [3usize, 5000, 0, 10, 70000, 2048, 2049].into_iter().enumerate() {
+        for (i, size) in [3usize, 5000, 0, 10, 70000, 2048, 2049]
+            .into_iter()
+            .enumerate()
+        {
             let payload = Bytes::from(vec![i as u8; size]);
             buf.push_frame(OpCode::Binary, true, false, &payload, None);
             let header = FrameHeader {
@@ -226,7 +230,9 @@ mod tests {
         // RFC 6455 §5.7: a single-frame masked text message.
         assert_eq!(
             drain_by(&mut buf, usize::MAX),
-            [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+            [
+                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
+            ]
         );
     }
 }

@@ -94,15 +94,23 @@ impl HandshakeError {
         match self.kind {
             K::MethodNotGet => "WebSocket upgrade requests must use the GET method",
             K::HttpVersion => "WebSocket upgrades need HTTP/1.1 or later",
-            K::NotWebSocketUpgrade => "this endpoint needs a WebSocket upgrade: the `Upgrade` header must list `websocket`",
+            K::NotWebSocketUpgrade => {
+                "this endpoint needs a WebSocket upgrade: the `Upgrade` header must list `websocket`"
+            }
             K::ConnectionNotUpgrade => "the `Connection` header must list `upgrade`",
-            K::MissingVersion => "the `Sec-WebSocket-Version` header is missing; this server speaks version 13",
-            K::UnsupportedVersion => "unsupported `Sec-WebSocket-Version`; this server speaks version 13",
+            K::MissingVersion => {
+                "the `Sec-WebSocket-Version` header is missing; this server speaks version 13"
+            }
+            K::UnsupportedVersion => {
+                "unsupported `Sec-WebSocket-Version`; this server speaks version 13"
+            }
             K::MissingKey => "the `Sec-WebSocket-Key` header is missing",
             K::InvalidKey => "`Sec-WebSocket-Key` must be one base64-encoded 16-byte value",
             K::MissingHost => "the `Host` header is missing or invalid",
             K::OriginForbidden => "the request's `Origin` is not allowed to open WebSockets here",
-            K::NotUpgradable => "this connection cannot be upgraded (the server does not support HTTP upgrades)",
+            K::NotUpgradable => {
+                "this connection cannot be upgraded (the server does not support HTTP upgrades)"
+            }
             K::ShuttingDown => "the server is shutting down and takes no new WebSocket connections",
         }
     }
@@ -115,7 +123,10 @@ impl HandshakeError {
         let mut res = Response::new(Body::from(self.message()));
         *res.status_mut() = self.status();
         let h = res.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         match self.status() {
             StatusCode::METHOD_NOT_ALLOWED => {
                 h.insert(ALLOW, HeaderValue::from_static("GET"));

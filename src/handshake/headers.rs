@@ -4,7 +4,10 @@ use http::HeaderMap;
 use http::header::HeaderName;
 
 /// Every token of every `name` field, trimmed, empty ones skipped.
-pub(crate) fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> + 'a {
+pub(crate) fn tokens<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(name)
         .iter()

@@ -64,7 +64,12 @@ impl OriginPolicy {
     }
 
     /// Whether a request with this `Origin` and this host (`Host` or URI authority) passes.
-    pub(crate) fn allows(&self, origin: Option<&HeaderValue>, host: Option<&str>, headers: &HeaderMap) -> bool {
+    pub(crate) fn allows(
+        &self,
+        origin: Option<&HeaderValue>,
+        host: Option<&str>,
+        headers: &HeaderMap,
+    ) -> bool {
         match self {
             Self::Any => true,
             Self::Custom(check) => check(origin, headers),
@@ -77,7 +82,9 @@ impl OriginPolicy {
             }
             Self::AllowList(list) => {
                 let Some(origin) = origin else { return true };
-                let Ok(origin) = origin.to_str() else { return false };
+                let Ok(origin) = origin.to_str() else {
+                    return false;
+                };
                 list.iter().any(|o| o.eq_ignore_ascii_case(origin))
             }
         }
@@ -110,7 +117,11 @@ mod tests {
     use super::*;
 
     fn allows(policy: &OriginPolicy, origin: Option<&'static str>, host: &str) -> bool {
-        policy.allows(origin.map(HeaderValue::from_static).as_ref(), Some(host), &HeaderMap::new())
+        policy.allows(
+            origin.map(HeaderValue::from_static).as_ref(),
+            Some(host),
+            &HeaderMap::new(),
+        )
     }
 
     #[test]
@@ -122,14 +133,26 @@ mod tests {
         assert!(!allows(&p, Some("http://localhost:3000"), "localhost:8080"));
         assert!(!allows(&p, Some("https://evil.example"), "example.com"));
         assert!(!allows(&p, Some("null"), "example.com"));
-        assert!(!allows(&p, Some("https://example.com.evil.example"), "example.com"));
+        assert!(!allows(
+            &p,
+            Some("https://example.com.evil.example"),
+            "example.com"
+        ));
     }
 
     #[test]
     fn allow_list_matches_whole_origins() {
         let p = OriginPolicy::allow(["https://app.example.com"]);
-        assert!(allows(&p, Some("https://app.example.com"), "api.example.com"));
-        assert!(!allows(&p, Some("http://app.example.com"), "api.example.com"));
+        assert!(allows(
+            &p,
+            Some("https://app.example.com"),
+            "api.example.com"
+        ));
+        assert!(!allows(
+            &p,
+            Some("http://app.example.com"),
+            "api.example.com"
+        ));
         assert!(allows(&p, None, "api.example.com"));
     }
 }

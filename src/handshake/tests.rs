@@ -35,7 +35,10 @@ fn without(name: &str) -> http::request::Builder {
 fn valid_request_gets_101_with_the_rfc_accept_key() {
     let res = check(valid()).unwrap().response();
     assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
-    assert_eq!(res.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(
+        res.headers()["sec-websocket-accept"],
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
     assert_eq!(res.headers()["upgrade"], "websocket");
     assert!(res.headers().get("sec-websocket-protocol").is_none());
 }
@@ -43,13 +46,22 @@ fn valid_request_gets_101_with_the_rfc_accept_key() {
 #[test]
 fn method_other_than_get_is_405() {
     let b = valid().method("POST");
-    assert_eq!(refused(b), (HandshakeErrorKind::MethodNotGet, StatusCode::METHOD_NOT_ALLOWED));
+    assert_eq!(
+        refused(b),
+        (
+            HandshakeErrorKind::MethodNotGet,
+            StatusCode::METHOD_NOT_ALLOWED
+        )
+    );
 }
 
 #[test]
 fn http_1_0_is_400() {
     let b = valid().version(Version::HTTP_10);
-    assert_eq!(refused(b), (HandshakeErrorKind::HttpVersion, StatusCode::BAD_REQUEST));
+    assert_eq!(
+        refused(b),
+        (HandshakeErrorKind::HttpVersion, StatusCode::BAD_REQUEST)
+    );
 }
 
 #[test]
@@ -57,7 +69,9 @@ fn connection_is_a_case_insensitive_token_list() {
     let mut b = without("connection");
     b = b.header("connection", "keep-alive, Upgrade");
     assert!(check(b).is_ok());
-    let b = without("connection").header("connection", "keep-alive").header("connection", "UPGRADE");
+    let b = without("connection")
+        .header("connection", "keep-alive")
+        .header("connection", "UPGRADE");
     assert!(check(b).is_ok());
     let b = without("upgrade").header("upgrade", "WebSocket");
     assert!(check(b).is_ok());
@@ -66,7 +80,13 @@ fn connection_is_a_case_insensitive_token_list() {
 #[test]
 fn connection_without_upgrade_is_400() {
     let b = without("connection").header("connection", "keep-alive");
-    assert_eq!(refused(b), (HandshakeErrorKind::ConnectionNotUpgrade, StatusCode::BAD_REQUEST));
+    assert_eq!(
+        refused(b),
+        (
+            HandshakeErrorKind::ConnectionNotUpgrade,
+            StatusCode::BAD_REQUEST
+        )
+    );
 }
 
 #[test]
@@ -74,7 +94,10 @@ fn upgrade_without_websocket_is_426() {
     let b = without("upgrade").header("upgrade", "h2c");
     assert_eq!(
         refused(b),
-        (HandshakeErrorKind::NotWebSocketUpgrade, StatusCode::UPGRADE_REQUIRED)
+        (
+            HandshakeErrorKind::NotWebSocketUpgrade,
+            StatusCode::UPGRADE_REQUIRED
+        )
     );
 }
 
@@ -93,7 +116,10 @@ fn version_other_than_13_is_426_naming_13() {
 fn missing_version_is_426() {
     assert_eq!(
         refused(without("sec-websocket-version")),
-        (HandshakeErrorKind::MissingVersion, StatusCode::UPGRADE_REQUIRED)
+        (
+            HandshakeErrorKind::MissingVersion,
+            StatusCode::UPGRADE_REQUIRED
+        )
     );
 }
 
@@ -107,9 +133,18 @@ fn missing_key_is_400() {
 
 #[test]
 fn key_must_decode_to_16_bytes() {
-    for bad in ["", "not base64!", "dGhlIHNhbXBsZQ==", "dGhlIHNhbXBsZSBub25jZSBsb25nZXI="] {
+    for bad in [
+        "",
+        "not base64!",
+        "dGhlIHNhbXBsZQ==",
+        "dGhlIHNhbXBsZSBub25jZSBsb25nZXI=",
+    ] {
         let b = without("sec-websocket-key").header("sec-websocket-key", bad);
-        assert_eq!(refused(b), (HandshakeErrorKind::InvalidKey, StatusCode::BAD_REQUEST), "{bad}");
+        assert_eq!(
+            refused(b),
+            (HandshakeErrorKind::InvalidKey, StatusCode::BAD_REQUEST),
+            "{bad}"
+        );
     }
     let b = valid().header("sec-websocket-key", KEY);
     assert_eq!(refused(b).0, HandshakeErrorKind::InvalidKey, "two keys");
@@ -117,7 +152,10 @@ fn key_must_decode_to_16_bytes() {
 
 #[test]
 fn missing_host_is_400() {
-    assert_eq!(refused(without("host")), (HandshakeErrorKind::MissingHost, StatusCode::BAD_REQUEST));
+    assert_eq!(
+        refused(without("host")),
+        (HandshakeErrorKind::MissingHost, StatusCode::BAD_REQUEST)
+    );
 }
 
 #[test]
@@ -132,14 +170,19 @@ fn same_origin_is_the_default() {
 
 #[test]
 fn origin_policy_is_configurable() {
-    let req = valid().header("origin", "https://evil.example").body(()).unwrap();
+    let req = valid()
+        .header("origin", "https://evil.example")
+        .body(())
+        .unwrap();
     let any = Config::default().origin(OriginPolicy::Any);
     assert!(validate(&req, &any).is_ok());
     let listed = Config::default().origin(OriginPolicy::allow(["https://evil.example"]));
     assert!(validate(&req, &listed).is_ok());
     let other = Config::default().origin(OriginPolicy::allow(["https://good.example"]));
     assert!(validate(&req, &other).is_err());
-    let custom = Config::default().origin(OriginPolicy::custom(|o, _| o.is_some_and(|o| o == "https://evil.example")));
+    let custom = Config::default().origin(OriginPolicy::custom(|o, _| {
+        o.is_some_and(|o| o == "https://evil.example")
+    }));
     assert!(validate(&req, &custom).is_ok());
 }
 
@@ -186,5 +229,7 @@ fn every_refusal_has_a_body_and_status() {
 fn is_upgrade_request_ignores_plain_requests() {
     assert!(is_upgrade_request(&valid().body(()).unwrap()));
     assert!(!is_upgrade_request(&Request::get("/").body(()).unwrap()));
-    assert!(!is_upgrade_request(&valid().method("POST").body(()).unwrap()));
+    assert!(!is_upgrade_request(
+        &valid().method("POST").body(()).unwrap()
+    ));
 }

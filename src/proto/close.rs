@@ -65,11 +65,15 @@ mod tests {
 
     #[test]
     fn codes_that_may_not_be_sent_are_rejected() {
-        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000] {
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000,
+        ] {
             let payload = Bytes::copy_from_slice(&code.to_be_bytes());
             assert_eq!(parse(payload), Err(ErrorKind::BadClosePayload), "{code}");
         }
-        for code in [1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 3999, 4000, 4999] {
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 3999, 4000, 4999,
+        ] {
             let payload = Bytes::copy_from_slice(&code.to_be_bytes());
             assert!(parse(payload).is_ok(), "{code}");
         }
@@ -89,7 +93,10 @@ mod tests {
         let bad = CloseFrame::new(CloseCode::NO_STATUS, "");
         assert_eq!(encode(Some(&bad), &mut out), Err(ErrorKind::InvalidMessage));
         let long = CloseFrame::new(CloseCode::NORMAL, "x".repeat(124));
-        assert_eq!(encode(Some(&long), &mut out), Err(ErrorKind::InvalidMessage));
+        assert_eq!(
+            encode(Some(&long), &mut out),
+            Err(ErrorKind::InvalidMessage)
+        );
         encode(Some(&CloseFrame::new(CloseCode::AWAY, "bye")), &mut out).unwrap();
         assert_eq!(&out[..], b"\x03\xe9bye");
     }

@@ -194,7 +194,10 @@ impl Decoder {
                 if !h.fin {
                     return Ok(None);
                 }
-                self.partial.take().map(|p| p.data.freeze()).unwrap_or_default()
+                self.partial
+                    .take()
+                    .map(|p| p.data.freeze())
+                    .unwrap_or_default()
             }
         };
         let text = self.in_text;
@@ -273,7 +276,9 @@ mod tests {
 
     #[test]
     fn rfc_5_7_masked_hello() {
-        let input = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let input = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         assert_eq!(decode_all_splits(&input), Ok(vec![Message::text("Hello")]));
     }
 
@@ -382,7 +387,11 @@ mod tests {
             (frame(0x81, b"\xc0\xaf"), ErrorKind::InvalidUtf8),
         ];
         for (input, expected) in cases {
-            assert_eq!(decode_split(&input, input.len()), Err(expected), "{input:x?}");
+            assert_eq!(
+                decode_split(&input, input.len()),
+                Err(expected),
+                "{input:x?}"
+            );
         }
     }
 
@@ -397,7 +406,11 @@ mod tests {
             false,
         );
         // A header announcing 2^63 - 1 bytes, and no payload: rejected without allocating.
-        let mut buf = BytesMut::from(&[0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4][..]);
+        let mut buf = BytesMut::from(
+            &[
+                0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4,
+            ][..],
+        );
         assert_eq!(d.decode(&mut buf), Err(ErrorKind::FrameTooLarge));
 
         let mut d = Decoder::new(
