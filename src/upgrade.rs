@@ -31,14 +31,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 
 use crate::body::Body;
 use crate::config::{Config, SocketConfig};
 use crate::error::{Error, ErrorKind};
-use crate::handshake::{self, HandshakeError, HandshakeErrorKind};
+use crate::handshake::{self, HandshakeError, HandshakeErrorKind, Negotiated};
 use crate::proto::Role;
 use crate::socket::WebSocket;
 
@@ -71,7 +71,7 @@ pub fn upgrade<B>(
         UpgradeFuture {
             on_upgrade,
             config: config.socket(),
-            protocol: accept.into_protocol(),
+            negotiated: Some(accept.into_negotiated()),
         },
     ))
 }
@@ -86,7 +86,7 @@ pub fn upgrade<B>(
 pub struct UpgradeFuture {
     on_upgrade: OnUpgrade,
     config: SocketConfig,
-    protocol: Option<HeaderValue>,
+    negotiated: Option<Negotiated>,
 }
 
 impl Future for UpgradeFuture {
@@ -95,11 +95,11 @@ impl Future for UpgradeFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx))
             .map_err(|e| Error::with_source(ErrorKind::Io, e))?;
-        Poll::Ready(Ok(WebSocket::with_protocol(
+        Poll::Ready(Ok(WebSocket::with_negotiated(
             TokioIo::new(upgraded),
             Role::Server,
             self.config,
-            self.protocol.take(),
+            self.negotiated.take().unwrap_or_default(),
         )))
     }
 }
@@ -107,7 +107,7 @@ impl Future for UpgradeFuture {
 impl fmt::Debug for UpgradeFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpgradeFuture")
-            .field("protocol", &self.protocol)
+            .field("negotiated", &self.negotiated)
             .finish_non_exhaustive()
     }
 }

@@ -57,6 +57,8 @@ pub enum HandshakeErrorKind {
     MissingHost,
     /// The `Origin` policy refused the request (403).
     OriginForbidden,
+    /// `Sec-WebSocket-Extensions` did not follow the extension-list grammar (400).
+    InvalidExtensions,
     /// The request cannot be upgraded: the server connection does not support upgrades (500).
     NotUpgradable,
     /// The server is shutting down and takes no new WebSockets (503).
@@ -81,7 +83,8 @@ impl HandshakeError {
             | K::ConnectionNotUpgrade
             | K::MissingKey
             | K::InvalidKey
-            | K::MissingHost => StatusCode::BAD_REQUEST,
+            | K::MissingHost
+            | K::InvalidExtensions => StatusCode::BAD_REQUEST,
             K::OriginForbidden => StatusCode::FORBIDDEN,
             K::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
             K::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +111,7 @@ impl HandshakeError {
             K::InvalidKey => "`Sec-WebSocket-Key` must be one base64-encoded 16-byte value",
             K::MissingHost => "the `Host` header is missing or invalid",
             K::OriginForbidden => "the request's `Origin` is not allowed to open WebSockets here",
+            K::InvalidExtensions => "the `Sec-WebSocket-Extensions` header is malformed",
             K::NotUpgradable => {
                 "this connection cannot be upgraded (the server does not support HTTP upgrades)"
             }

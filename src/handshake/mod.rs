@@ -38,8 +38,8 @@ pub use origin::OriginPolicy;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::header::{
-    CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
@@ -65,13 +65,27 @@ const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 #[derive(Debug, Clone)]
 pub struct Accept {
     accept_key: HeaderValue,
-    protocol: Option<HeaderValue>,
+    negotiated: Negotiated,
+    extensions: Option<HeaderValue>,
+}
+
+/// What a connection keeps from its handshake: the subprotocol and the extension parameters.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Negotiated {
+    pub(crate) protocol: Option<HeaderValue>,
+    #[cfg(feature = "deflate")]
+    pub(crate) deflate: Option<crate::deflate::Agreed>,
 }
 
 impl Accept {
     /// The subprotocol selected, if the client offered one the server speaks.
     pub fn protocol(&self) -> Option<&HeaderValue> {
-        self.protocol.as_ref()
+        self.negotiated.protocol.as_ref()
+    }
+
+    /// The `Sec-WebSocket-Extensions` response value, if an extension was agreed.
+    pub fn extensions(&self) -> Option<&HeaderValue> {
+        self.extensions.as_ref()
     }
 
     /// The `101 Switching Protocols` response that completes the handshake.
@@ -83,14 +97,17 @@ impl Accept {
         h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(SEC_WEBSOCKET_ACCEPT, self.accept_key.clone());
-        if let Some(p) = &self.protocol {
+        if let Some(p) = &self.negotiated.protocol {
             h.insert(SEC_WEBSOCKET_PROTOCOL, p.clone());
+        }
+        if let Some(e) = &self.extensions {
+            h.insert(SEC_WEBSOCKET_EXTENSIONS, e.clone());
         }
         res
     }
 
-    pub(crate) fn into_protocol(self) -> Option<HeaderValue> {
-        self.protocol
+    pub(crate) fn into_negotiated(self) -> Negotiated {
+        self.negotiated
     }
 }
 
@@ -198,10 +215,29 @@ pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, Handshak
     if origins.next().is_some() || !config.origin.allows(origin, host, headers) {
         return Err(E::OriginForbidden.into());
     }
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+    let mut negotiated = Negotiated {
+        protocol: select_protocol(req, &config.protocols),
+        #[cfg(feature = "deflate")]
+        deflate: None,
+    };
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+    let mut extensions = None;
+    #[cfg(feature = "deflate")]
+    if let Some(policy) = &config.deflate {
+        let offers = headers.get_all(SEC_WEBSOCKET_EXTENSIONS).iter();
+        if let Some((agreed, response)) =
+            crate::deflate::negotiate(offers, policy).map_err(|_| E::InvalidExtensions)?
+        {
+            negotiated.deflate = Some(agreed);
+            extensions = Some(response);
+        }
+    }
     Ok(Accept {
         accept_key: HeaderValue::try_from(accept_key(key.as_bytes()))
             .expect("base64 is a valid header value"),
-        protocol: select_protocol(req, &config.protocols),
+        negotiated,
+        extensions,
     })
 }
 
