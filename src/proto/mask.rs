@@ -8,6 +8,13 @@ pub(crate) fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     // A 64-byte repetition of the key: whole chunks XOR lane by lane, which LLVM turns into SIMD
     // on every target with vector registers; the tail reuses the same pattern.
     const CHUNK: usize = 64;
+    if buf.len() < CHUNK {
+        // Too short to pay for building the pattern.
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b ^= key[i & 3];
+        }
+        return;
+    }
     let mut pattern = [0u8; CHUNK];
     for (i, p) in pattern.iter_mut().enumerate() {
         *p = key[i & 3];
