@@ -3,10 +3,15 @@
     cargo build --release --example echo
     python3 benches/idle_memory.py --echo target/release/examples/echo --conns 5000
 
-For each mode it starts a fresh `echo --deflate` server, opens N connections (offering permessage-deflate with the mode's parameters),
-sends one compressible 1 KiB text message on each and checks the echo, so every connection has
-used its compression state once; then it waits for the server's RSS to settle and reports
+For each mode it starts a fresh `echo --deflate` server, opens N connections (offering
+permessage-deflate with the mode's parameters), sends one compressible text message on each
+(40 KiB by default: more than a 15-bit window, so windows are full) and checks the echo; then it
+lets the connections idle, waits for the server's RSS to settle and reports
 (RSS after - RSS before) / N. Kernel socket buffers are not in RSS. Loopback only.
+
+glibc keeps freed memory mapped, so plain RSS reports the high-water mark; run with
+`MALLOC_MMAP_THRESHOLD_=32768` to have large blocks unmapped when freed and see what an idle
+connection actually keeps.
 """
 
 import argparse
@@ -24,7 +29,7 @@ MODES = {
     "deflate, takeover, 9-bit windows": "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9",
 }
 
-MESSAGE = ("idle connection memory probe; " * 40)[:1024].encode()
+MESSAGE = b""  # set from --message-kib
 
 
 def rss(pid):
@@ -36,14 +41,16 @@ def rss(pid):
 
 
 def frame(payload, rsv1):
-    key = os.urandom(4)
+    # An all-zero masking key keeps this script cheap; RFC 6455 allows any key value.
     head = bytes([0xC1 if rsv1 else 0x81])
     n = len(payload)
     if n < 126:
         head += bytes([0x80 | n])
-    else:
+    elif n < 65536:
         head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
 
 
 async def read_frame(reader):
@@ -94,7 +101,7 @@ async def settle(pid):
     return last
 
 
-async def measure(host, port, pid, conns, offer):
+async def measure(host, port, pid, conns, offer, idle):
     warm = [await open_conn(host, port, offer) for _ in range(64)]
     for w in warm:
         w.close()
@@ -108,6 +115,8 @@ async def measure(host, port, pid, conns, offer):
             writers.append(await open_conn(host, port, offer))
 
     await asyncio.gather(*(one() for _ in range(conns)))
+    # Idle long enough for the server to release compression state (1 s after the last message).
+    await asyncio.sleep(idle)
     after = await settle(pid)
     for w in writers:
         w.close()
@@ -120,7 +129,13 @@ async def main():
     p.add_argument("--echo", default="target/release/examples/echo")
     p.add_argument("--addr", default="127.0.0.1:9002")
     p.add_argument("--conns", type=int, default=5000)
+    p.add_argument("--idle", type=float, default=3.0, help="seconds idle before measuring")
+    p.add_argument("--message-kib", type=int, default=40, help="size of the one message each way")
     args = p.parse_args()
+    global MESSAGE
+    words = [b"idle", b"connection", b"memory", b"probe", b"window", b"deflate", b"context"]
+    MESSAGE = b" ".join(words[(i * 7 + i // 5) % len(words)] for i in range(args.message_kib * 160))
+    MESSAGE = MESSAGE[: args.message_kib * 1024]
     host, port = args.addr.rsplit(":", 1)
     assert host.startswith("127."), "loopback only"
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -133,7 +148,7 @@ async def main():
         )
         try:
             server.stdout.readline()  # "listening on ..."
-            per = await measure(host, int(port), server.pid, args.conns, offer)
+            per = await measure(host, int(port), server.pid, args.conns, offer, args.idle)
         finally:
             server.terminate()
             server.wait()

@@ -48,6 +48,10 @@ use crate::write_buf::{MAX_SLICES, WriteBuf};
 
 /// An idle connection keeps at most this much write buffer.
 const KEEP_WRITE_CAPACITY: usize = 4096;
+/// With context takeover, compression state idle this long goes back to the pool, leaving only
+/// the LZ77 windows with the connection.
+#[cfg(feature = "deflate")]
+const RELEASE_COMPRESSION_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// The most the read buffer grows by at once while a large frame arrives.
 const MAX_READ_RESERVE: usize = 1 << 20;
 
@@ -112,6 +116,12 @@ struct Core {
     /// permessage-deflate for outgoing messages, when agreed.
     #[cfg(feature = "deflate")]
     deflater: Option<Deflater>,
+    /// Fires to release idle compression state (context takeover only).
+    #[cfg(feature = "deflate")]
+    release_timer: Option<Pin<Box<Sleep>>>,
+    /// A message went either way since the release timer was armed.
+    #[cfg(feature = "deflate")]
+    active: bool,
     /// A close frame was queued by us.
     close_sent: bool,
     /// The peer's close frame arrived.
@@ -174,6 +184,10 @@ impl<S> WebSocket<S> {
                 deflater: negotiated
                     .deflate
                     .map(|agreed| Deflater::new(&agreed, role == Role::Server)),
+                #[cfg(feature = "deflate")]
+                release_timer: None,
+                #[cfg(feature = "deflate")]
+                active: false,
                 write: WriteBuf::default(),
                 close_sent: false,
                 close_received: false,
@@ -386,6 +400,10 @@ impl Core {
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(Some(msg)) => {
                     self.on_frame();
+                    #[cfg(feature = "deflate")]
+                    {
+                        self.active = true;
+                    }
                     match &msg {
                         Message::Ping(payload) if !self.close_sent => {
                             // RFC 6455 §5.5.2: answer a ping with a pong of the same payload.
@@ -439,6 +457,8 @@ impl Core {
                     if self.poll_keepalive(cx) {
                         continue;
                     }
+                    #[cfg(feature = "deflate")]
+                    self.poll_release_compression(cx);
                     return Poll::Pending;
                 }
             }
@@ -491,6 +511,39 @@ impl Core {
             TimerMode::AwaitingPong | TimerMode::Closing => self.fail(ErrorKind::KeepaliveTimeout),
         }
         true
+    }
+
+    /// With context takeover, hands idle compression state back to the per-thread pool once no
+    /// message went either way for [`RELEASE_COMPRESSION_AFTER`]: an idle connection then keeps
+    /// only its LZ77 windows (`1 << window_bits` bytes each way) instead of whole zlib states.
+    #[cfg(feature = "deflate")]
+    fn poll_release_compression(&mut self, cx: &mut Context<'_>) {
+        let holding = self.deflater.as_ref().is_some_and(Deflater::holds_state)
+            || self.decoder.inflater_mut().is_some_and(|i| i.holds_state());
+        if !holding {
+            self.release_timer = None;
+            return;
+        }
+        let timer = self
+            .release_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_COMPRESSION_AFTER)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        if std::mem::take(&mut self.active) {
+            timer
+                .as_mut()
+                .reset(Instant::now() + RELEASE_COMPRESSION_AFTER);
+            let _ = timer.as_mut().poll(cx);
+            return;
+        }
+        if let Some(d) = self.deflater.as_mut() {
+            d.release();
+        }
+        if let Some(i) = self.decoder.inflater_mut() {
+            i.release();
+        }
+        self.release_timer = None;
     }
 
     /// Keepalive bookkeeping for a frame from the peer: it proves the peer alive, so an
@@ -678,6 +731,7 @@ impl Core {
             .as_mut()
             .filter(|d| compress && d.wants(payload.len()))
         {
+            self.active = true;
             let compressed = Bytes::from(deflater.compress(payload));
             let mask = self.next_mask();
             self.write.push_frame(opcode, true, true, &compressed, mask);

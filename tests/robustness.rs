@@ -45,7 +45,10 @@ fn arbitrary_bytes_never_panic_the_decoder() {
         };
         let chunk = 1 + rng.below(64);
         // Whole or in chunks, the outcome is the same.
-        assert_eq!(decode_chunks(&input, chunk), decode_chunks(&input, input.len()));
+        assert_eq!(
+            decode_chunks(&input, chunk),
+            decode_chunks(&input, input.len())
+        );
     }
 }
 
@@ -58,7 +61,11 @@ struct ChaosIo {
 }
 
 impl AsyncRead for ChaosIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.rng.below(3) == 0 {
             cx.waker().wake_by_ref();
@@ -76,7 +83,11 @@ impl AsyncRead for ChaosIo {
 }
 
 impl AsyncWrite for ChaosIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if self.rng.below(3) == 0 {
             cx.waker().wake_by_ref();
             return Poll::Pending;
@@ -130,7 +141,12 @@ async fn chaotic_io_and_cancelled_receives_lose_nothing() {
             expected.push(Message::text(text));
         }
         input.extend(client_frame(0x88, &1000u16.to_be_bytes()));
-        let io = ChaosIo { input, pos: 0, output: Vec::new(), rng: Rng(seed) };
+        let io = ChaosIo {
+            input,
+            pos: 0,
+            output: Vec::new(),
+            rng: Rng(seed),
+        };
         let mut ws = WebSocket::from_raw(io, Role::Server, &Config::default());
         let mut got = Vec::new();
         let mut polls = 0;

@@ -58,13 +58,47 @@ fn give_decompressor(bits: u8, mut d: Decompress) {
     });
 }
 
+/// The last `1 << bits` bytes of a stream: all a (de)compressor needs to resume with context
+/// takeover after it was given back to the pool.
+#[derive(Debug, Default)]
+struct History {
+    bytes: Vec<u8>,
+}
+
+impl History {
+    fn push(&mut self, data: &[u8], bits: u8) {
+        let window = 1usize << bits;
+        if data.len() >= window {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&data[data.len() - window..]);
+        } else {
+            self.bytes.extend_from_slice(data);
+            // Trim lazily, at twice the window, so each byte is moved at most once.
+            if self.bytes.len() >= 2 * window {
+                self.bytes.drain(..self.bytes.len() - window);
+            }
+        }
+    }
+
+    /// The window, trimmed and holding no spare capacity.
+    fn compact(&mut self, bits: u8) {
+        let window = 1usize << bits;
+        if self.bytes.len() > window {
+            self.bytes.drain(..self.bytes.len() - window);
+        }
+        self.bytes.shrink_to_fit();
+    }
+}
+
 /// The sending side's compression state.
 pub(crate) struct Deflater {
     level: u32,
     bits: u8,
     threshold: usize,
-    /// With context takeover: the compressor, created on the first compressed message.
+    /// With context takeover: the compressor while the connection is active.
     kept: Option<Compress>,
+    /// With context takeover: what was sent, to resume after [`release`](Deflater::release).
+    history: History,
     takeover: bool,
 }
 
@@ -89,8 +123,26 @@ impl Deflater {
             bits: bits.max(9),
             threshold: agreed.threshold,
             kept: None,
+            history: History::default(),
             takeover: !no_takeover,
         }
+    }
+
+    /// Gives the compressor back to the pool while the connection is idle; with context
+    /// takeover only the window of recent data stays (at most `1 << bits` bytes). Returns
+    /// whether there was anything to release.
+    pub(crate) fn release(&mut self) -> bool {
+        let Some(c) = self.kept.take() else {
+            return false;
+        };
+        give_compressor(self.level, self.bits, c);
+        self.history.compact(self.bits);
+        true
+    }
+
+    /// Whether a compressor is held (context takeover, active connection).
+    pub(crate) fn holds_state(&self) -> bool {
+        self.kept.is_some()
     }
 
     /// Whether a message of this size is worth compressing.
@@ -102,7 +154,14 @@ impl Deflater {
     pub(crate) fn compress(&mut self, input: &[u8]) -> Vec<u8> {
         let mut c = match self.kept.take() {
             Some(c) => c,
-            None => take_compressor(self.level, self.bits),
+            None => {
+                let mut c = take_compressor(self.level, self.bits);
+                if self.takeover && !self.history.bytes.is_empty() {
+                    // Resume the context: the peer's window holds exactly these bytes.
+                    let _ = c.set_dictionary(&self.history.bytes);
+                }
+                c
+            }
         };
         let mut out = Vec::with_capacity(input.len() / 2 + 64);
         let start_in = c.total_in();
@@ -127,6 +186,7 @@ impl Deflater {
             out.push(0);
         }
         if self.takeover {
+            self.history.push(input, self.bits);
             self.kept = Some(c);
         } else {
             give_compressor(self.level, self.bits, c);
@@ -139,8 +199,12 @@ impl Deflater {
 pub(crate) struct Inflater {
     bits: u8,
     takeover: bool,
-    /// Held during a message, and between messages with context takeover.
+    /// Held during a message, and between messages with context takeover while active.
     current: Option<Decompress>,
+    /// With context takeover: what was received, to resume after [`release`](Inflater::release).
+    history: History,
+    /// A message is being inflated (its decompressor cannot be released).
+    mid_message: bool,
 }
 
 impl Inflater {
@@ -162,7 +226,29 @@ impl Inflater {
             bits: bits.max(9),
             takeover: !no_takeover,
             current: None,
+            history: History::default(),
+            mid_message: false,
         }
+    }
+
+    /// Whether a decompressor is held (context takeover, active connection).
+    pub(crate) fn holds_state(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// Gives the decompressor back to the pool between messages while the connection is idle;
+    /// with context takeover only the window of recent data stays. Returns whether there was
+    /// anything to release.
+    pub(crate) fn release(&mut self) -> bool {
+        if self.mid_message {
+            return false;
+        }
+        let Some(d) = self.current.take() else {
+            return false;
+        };
+        give_decompressor(self.bits, d);
+        self.history.compact(self.bits);
+        true
     }
 
     /// Inflates one frame's payload into `out`, appending; with `fin`, also the removed tail,
@@ -180,7 +266,20 @@ impl Inflater {
         limit: usize,
     ) -> Result<(), ErrorKind> {
         let bits = self.bits;
-        let d = self.current.get_or_insert_with(|| take_decompressor(bits));
+        let start = if self.mid_message { 0 } else { out.len() };
+        self.mid_message = !fin;
+        let d = match &mut self.current {
+            Some(d) => d,
+            None => {
+                let mut d = take_decompressor(bits);
+                if self.takeover && !self.history.bytes.is_empty() {
+                    // Resume the context: the sender may refer to these bytes.
+                    d.set_dictionary(&self.history.bytes)
+                        .map_err(|_| ErrorKind::BadCompression)?;
+                }
+                self.current.insert(d)
+            }
+        };
         let result = feed(d, input, out, limit).and_then(|()| {
             if fin {
                 feed(d, &TAIL, out, limit)
@@ -193,8 +292,11 @@ impl Inflater {
             self.current = None;
             return result;
         }
-        if fin && !self.takeover {
-            if let Some(d) = self.current.take() {
+        if fin {
+            if self.takeover {
+                // `out` holds the whole message (from `start` if it began in this call).
+                self.history.push(&out[start..], bits);
+            } else if let Some(d) = self.current.take() {
                 give_decompressor(bits, d);
             }
         }
@@ -334,6 +436,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn released_state_resumes_the_context_on_both_sides() {
+        let a = agreed(true, 10);
+        let mut deflater = Deflater::new(&a, true);
+        let mut inflater = Inflater::new(&a, true);
+        let message =
+            b"a message that repeats, a message that repeats, and repeats again".repeat(30);
+        let mut sizes = Vec::new();
+        for round in 0..4 {
+            let compressed = deflater.compress(&message);
+            sizes.push(compressed.len());
+            let mut out = Vec::new();
+            let r = inflater.inflate(&compressed, true, &mut out, 1 << 20);
+            assert_eq!(r, Ok(()), "round {round}");
+            assert_eq!(out, message, "round {round}");
+            // Idle between messages: both sides hand their state back.
+            assert!(deflater.release());
+            assert!(inflater.release());
+            assert!(!deflater.release(), "nothing left to release");
+        }
+        // Context survived the releases: later copies compress to less than the first.
+        assert!(sizes[1] < sizes[0] && sizes[3] < sizes[0], "{sizes:?}");
     }
 
     #[test]

@@ -87,6 +87,12 @@ impl Decoder {
         self.inflater = Some(inflater);
     }
 
+    /// The inflater, when permessage-deflate was agreed.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn inflater_mut(&mut self) -> Option<&mut Inflater> {
+        self.inflater.as_mut()
+    }
+
     fn compression_agreed(&self) -> bool {
         #[cfg(feature = "deflate")]
         return self.inflater.is_some();
