@@ -61,6 +61,15 @@ mod split;
 mod upgrade;
 mod write_buf;
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+pub mod layer;
+mod shutdown;
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub mod typed;
+
 pub use body::Body;
 pub use config::Config;
 pub use error::{Error, ErrorKind};
@@ -69,10 +78,12 @@ pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use proto::Role;
 pub use socket::WebSocket;
 pub use split::{ReadHalf, WriteHalf};
-pub use upgrade::{UpgradeFuture, UpgradedWebSocket, upgrade};
+pub use upgrade::{UpgradeFuture, UpgradedWebSocket, is_upgrade_request, upgrade};
 
-/// Checks whether a request asks for a WebSocket upgrade; see [`handshake::is_upgrade_request`].
-pub use handshake::{is_upgrade_request, requested_protocols};
+/// The subprotocols a request offers; see [`handshake::requested_protocols`].
+pub use handshake::requested_protocols;
+pub use layer::WebSocketLayer;
+pub use shutdown::Shutdown;
 
 /// Entry points for the benchmarks and fuzz targets; not part of the API.
 #[doc(hidden)]
