@@ -100,6 +100,7 @@ impl Accept {
     }
 
     /// Replaces the selected subprotocol (the axum extractor lets the handler choose).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn set_protocol(&mut self, protocol: Option<HeaderValue>) {
         self.protocol = protocol;
     }

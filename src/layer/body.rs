@@ -56,6 +56,13 @@ impl<B> ResponseBody<B> {
     }
 }
 
+/// An empty body of the layer's own (what `tower_http::timeout` sends on a timeout).
+impl<B> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::own(Body::empty())
+    }
+}
+
 impl<B> http_body::Body for ResponseBody<B>
 where
     B: http_body::Body<Data = Bytes>,
