@@ -334,9 +334,11 @@ where
 /// # Examples
 ///
 /// ```
-/// use tower_ws::axum::{DefaultOnFailedUpgrade, OnFailedUpgrade};
+/// use tower_ws::axum::{DefaultOnFailedUpgrade, OnFailedUpgrade, WebSocketUpgrade};
 ///
-/// DefaultOnFailedUpgrade.call(axum::Error::new("gone"));
+/// fn ignores_failures(ws: &WebSocketUpgrade<DefaultOnFailedUpgrade>) {}
+/// fn is_on_failed<F: OnFailedUpgrade>() {}
+/// is_on_failed::<DefaultOnFailedUpgrade>();
 /// ```
 #[non_exhaustive]
 #[derive(Debug)]
@@ -739,7 +741,7 @@ pub mod rejection {
     //! ```
     //! use tower_ws::axum::rejection::{InvalidWebSocketVersionHeader, WebSocketUpgradeRejection};
     //!
-    //! let rejection = WebSocketUpgradeRejection::from(InvalidWebSocketVersionHeader);
+    //! let rejection = WebSocketUpgradeRejection::from(InvalidWebSocketVersionHeader::default());
     //! assert_eq!(rejection.status(), 426);
     //! ```
 
