@@ -1,4 +1,4 @@
-//! A chat room on axum: open http://127.0.0.1:3000 in several tabs; every tab sees every
+//! A chat room on axum: open <http://127.0.0.1:3000> in several tabs; every tab sees every
 //! message.
 //!
 //! ```text
@@ -104,7 +104,11 @@ async fn chat(socket: WebSocket, room: Room) {
     let me = format!("guest-{}", room.next_guest.fetch_add(1, Ordering::Relaxed));
     let mut inbox = room.tx.subscribe();
     let (mut tx, mut rx) = socket.split();
-    if tx.send(Message::Text(format!("you are {me}").into())).await.is_err() {
+    if tx
+        .send(Message::Text(format!("you are {me}").into()))
+        .await
+        .is_err()
+    {
         return;
     }
     let _ = room.tx.send(format!("{me} joined").into());

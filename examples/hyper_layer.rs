@@ -24,7 +24,10 @@ use tower_ws::{Message, UpgradedWebSocket, WebSocketLayer};
 
 /// The existing application: knows nothing about WebSockets.
 async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::from(format!("hello from {}\n", req.uri().path()))))
+    Ok(Response::new(Full::from(format!(
+        "hello from {}\n",
+        req.uri().path()
+    ))))
 }
 
 /// What the layer runs for each WebSocket.

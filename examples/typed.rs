@@ -44,7 +44,9 @@ async fn calculator(ws: UpgradedWebSocket) {
             },
             // A message that does not parse: say so and read on.
             Err(e) if e.is_decode() => {
-                let why = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+                let why = std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 Reply::Error(format!("not a request: {why}"))
             }
             Err(_) => return,
@@ -90,6 +92,10 @@ async fn main() -> std::io::Result<()> {
                 })
             }
         });
-        tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades());
+        tokio::spawn(
+            http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades(),
+        );
     }
 }

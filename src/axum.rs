@@ -250,7 +250,8 @@ impl<F> WebSocketUpgrade<F> {
         F: OnFailedUpgrade,
     {
         let response = self.accept.response();
-        let mut socket = UpgradeFuture::new(self.on_upgrade, &self.config, self.accept.into_protocol());
+        let mut socket =
+            UpgradeFuture::new(self.on_upgrade, &self.config, self.accept.into_protocol());
         if let Some(shutdown) = &self.shutdown {
             socket = socket.with_shutdown(shutdown.watch());
         }
@@ -272,12 +273,19 @@ where
     type Rejection = WebSocketUpgradeRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let settings = parts.extensions.get::<Settings>().cloned().unwrap_or_default();
+        let settings = parts
+            .extensions
+            .get::<Settings>()
+            .cloned()
+            .unwrap_or_default();
         if let Some(shutdown) = &settings.shutdown {
             shutdown.check().map_err(rejection::from_handshake)?;
         }
         // The handshake checks take a `Request`; lend it the parts without copying headers.
-        let req = Request::from_parts(std::mem::replace(parts, Request::new(()).into_parts().0), ());
+        let req = Request::from_parts(
+            std::mem::replace(parts, Request::new(()).into_parts().0),
+            (),
+        );
         let accepted = crate::upgrade::validate(&req, &settings.config);
         let requested = handshake::requested_protocols(&req)
             .filter_map(|p| HeaderValue::from_str(p).ok())
@@ -410,7 +418,9 @@ impl WebSocket {
 
 impl fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebSocket").field("inner", &self.inner).finish()
+        f.debug_struct("WebSocket")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 
@@ -751,10 +761,17 @@ pub mod rejection {
 
     use crate::handshake::{HandshakeError, HandshakeErrorKind};
 
-    fn respond(status: StatusCode, body: String, headers: &[(HeaderName, &'static str)]) -> Response {
+    fn respond(
+        status: StatusCode,
+        body: String,
+        headers: &[(HeaderName, &'static str)],
+    ) -> Response {
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         for (name, value) in headers {
             h.insert(name.clone(), HeaderValue::from_static(value));
         }
@@ -1055,9 +1072,8 @@ pub mod rejection {
     }
 }
 
-/// Close codes as `u16` constants, as `axum::extract::ws::close_code`.
 pub mod close_code {
-    //! Constants for [`CloseCode`](super::CloseCode)s.
+    //! Constants for [`CloseCode`](super::CloseCode)s (`u16`), as `axum::extract::ws::close_code`.
     //!
     //! # Examples
     //!

@@ -237,6 +237,8 @@ impl Drop for Watch {
 
 impl fmt::Debug for Watch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Watch").field("fired", &self.fired).finish_non_exhaustive()
+        f.debug_struct("Watch")
+            .field("fired", &self.fired)
+            .finish_non_exhaustive()
     }
 }

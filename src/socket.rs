@@ -340,7 +340,10 @@ impl Core {
                 // application already queued, so nothing sent before is lost.
                 if !self.close_sent {
                     self.close_sent = true;
-                    self.queue_close(Some(&CloseFrame::new(CloseCode::AWAY, "server shutting down")));
+                    self.queue_close(Some(&CloseFrame::new(
+                        CloseCode::AWAY,
+                        "server shutting down",
+                    )));
                 }
                 self.arm_close_timer();
                 if !self.close_received && self.close_timed_out(cx) {

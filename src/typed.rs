@@ -154,7 +154,9 @@ where
         } else {
             Message::text(serde_json::to_string(&item).map_err(TypedError::encode)?)
         };
-        Pin::new(&mut this.inner).start_send(msg).map_err(TypedError::socket)
+        Pin::new(&mut this.inner)
+            .start_send(msg)
+            .map_err(TypedError::socket)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), TypedError>> {
@@ -218,7 +220,10 @@ pub enum TypedErrorKind {
 }
 
 impl TypedError {
-    fn new(kind: TypedErrorKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    fn new(
+        kind: TypedErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         Self {
             kind,
             source: source.into(),

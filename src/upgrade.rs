@@ -79,7 +79,10 @@ pub fn upgrade<B>(
 
 /// [`handshake::validate`] for HTTP/1.1, [`handshake::validate_extended_connect`] for HTTP/2,
 /// with the `:protocol` pseudo-header read from hyper's extension.
-pub(crate) fn validate<B>(req: &Request<B>, config: &Config) -> Result<handshake::Accept, HandshakeError> {
+pub(crate) fn validate<B>(
+    req: &Request<B>,
+    config: &Config,
+) -> Result<handshake::Accept, HandshakeError> {
     if req.version() < Version::HTTP_2 {
         return handshake::validate(req, config);
     }
@@ -143,7 +146,11 @@ pub struct UpgradeFuture {
 }
 
 impl UpgradeFuture {
-    pub(crate) fn new(on_upgrade: OnUpgrade, config: &Config, protocol: Option<HeaderValue>) -> Self {
+    pub(crate) fn new(
+        on_upgrade: OnUpgrade,
+        config: &Config,
+        protocol: Option<HeaderValue>,
+    ) -> Self {
         Self {
             on_upgrade,
             config: config.socket(),

@@ -224,21 +224,53 @@ mod beyond_axum {
     async fn refusals_are_stricter_than_axum_and_say_why() {
         let addr = serve(app(), false).await;
         let cases: [(&str, String, u16, &[&str]); 5] = [
-            ("version 8", upgrade_request("/ws", "").replace("Version: 13", "Version: 8"), 426, &["sec-websocket-version: 13", "upgrade: websocket"]),
-            ("bad key", upgrade_request("/ws", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "not a key"), 400, &["16-byte"]),
-            ("upgraded token", upgrade_request("/ws", "").replace("Connection: Upgrade", "Connection: upgraded"), 400, &["Connection"]),
-            ("cross-site", upgrade_request("/ws", "Origin: https://evil.example\r\n"), 403, &["Origin"]),
-            ("plain GET", "GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(), 426, &["upgrade: websocket"]),
+            (
+                "version 8",
+                upgrade_request("/ws", "").replace("Version: 13", "Version: 8"),
+                426,
+                &["sec-websocket-version: 13", "upgrade: websocket"],
+            ),
+            (
+                "bad key",
+                upgrade_request("/ws", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "not a key"),
+                400,
+                &["16-byte"],
+            ),
+            (
+                "upgraded token",
+                upgrade_request("/ws", "").replace("Connection: Upgrade", "Connection: upgraded"),
+                400,
+                &["Connection"],
+            ),
+            (
+                "cross-site",
+                upgrade_request("/ws", "Origin: https://evil.example\r\n"),
+                403,
+                &["Origin"],
+            ),
+            (
+                "plain GET",
+                "GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(),
+                426,
+                &["upgrade: websocket"],
+            ),
         ];
         for (name, request, status, needles) in cases {
             let (got, text) = raw_response(addr, &request).await;
             assert_eq!(got, status, "{name}: {text}");
             let lower = text.to_ascii_lowercase();
             for needle in needles {
-                assert!(lower.contains(&needle.to_ascii_lowercase()), "{name}: {needle:?} not in {text}");
+                assert!(
+                    lower.contains(&needle.to_ascii_lowercase()),
+                    "{name}: {needle:?} not in {text}"
+                );
             }
         }
-        let (got, _) = raw_response(addr, &upgrade_request("/ws", "Origin: http://localhost\r\n")).await;
+        let (got, _) = raw_response(
+            addr,
+            &upgrade_request("/ws", "Origin: http://localhost\r\n"),
+        )
+        .await;
         assert_eq!(got, 101);
     }
 
@@ -255,21 +287,51 @@ mod beyond_axum {
             .shutdown(&shutdown);
         let addr = serve(app().layer(layer), false).await;
         // Origin policy from the layer: any origin.
-        let (got, text) = raw_response(addr, &upgrade_request("/ws", "Origin: https://elsewhere.example\r\nSec-WebSocket-Protocol: v1, v2\r\n")).await;
+        let (got, text) = raw_response(
+            addr,
+            &upgrade_request(
+                "/ws",
+                "Origin: https://elsewhere.example\r\nSec-WebSocket-Protocol: v1, v2\r\n",
+            ),
+        )
+        .await;
         assert_eq!(got, 101, "{text}");
-        assert!(text.to_ascii_lowercase().contains("sec-websocket-protocol: v2"), "{text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("sec-websocket-protocol: v2"),
+            "{text}"
+        );
         // Message limit from the layer: 1009.
-        let (mut client, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))).await.unwrap();
-        within(client.send(tungstenite::Message::text("short"))).await.unwrap();
-        assert_eq!(within(client.next()).await.unwrap().unwrap().into_text().unwrap().as_str(), "short");
-        within(client.send(tungstenite::Message::text("x".repeat(17)))).await.unwrap();
+        let (mut client, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/ws")))
+            .await
+            .unwrap();
+        within(client.send(tungstenite::Message::text("short")))
+            .await
+            .unwrap();
+        assert_eq!(
+            within(client.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .into_text()
+                .unwrap()
+                .as_str(),
+            "short"
+        );
+        within(client.send(tungstenite::Message::text("x".repeat(17))))
+            .await
+            .unwrap();
         match within(client.next()).await.unwrap().unwrap() {
             tungstenite::Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
             other => panic!("expected close 1009, got {other:?}"),
         }
         // Shutdown from the layer: open sockets get 1001, new ones 503.
-        let (mut open, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))).await.unwrap();
-        within(open.send(tungstenite::Message::text("hi"))).await.unwrap();
+        let (mut open, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/ws")))
+            .await
+            .unwrap();
+        within(open.send(tungstenite::Message::text("hi")))
+            .await
+            .unwrap();
         within(open.next()).await.unwrap().unwrap();
         assert_eq!(shutdown.open_sockets(), 1);
         let open_after = within(shutdown.shutdown(Duration::from_secs(5)));
@@ -290,7 +352,9 @@ mod beyond_axum {
     async fn extractor_upgrades_http2_extended_connect() {
         async fn proto(ws: WebSocketUpgrade) -> Response {
             ws.protocols(["p"]).on_upgrade(|mut socket| async move {
-                let _ = socket.send(Message::Text(format!("{:?}", socket.protocol()).into())).await;
+                let _ = socket
+                    .send(Message::Text(format!("{:?}", socket.protocol()).into()))
+                    .await;
                 while let Some(Ok(_)) = socket.recv().await {}
             })
         }
@@ -301,6 +365,8 @@ mod beyond_axum {
         let mut ws = ws.unwrap();
         let hello = within(ws.recv()).await.unwrap().unwrap();
         assert_eq!(hello.as_text(), Some("Some(\"p\")"));
-        within(ws.close(tower_ws::CloseCode::NORMAL, "")).await.unwrap();
+        within(ws.close(tower_ws::CloseCode::NORMAL, ""))
+            .await
+            .unwrap();
     }
 }

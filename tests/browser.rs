@@ -3,7 +3,7 @@
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install -y chromium chromium-driver`;
 //! or set `CHROMIUM` and `CHROMEDRIVER` to their paths). Without them the test passes and says,
-//! loudly, that it was skipped. WebDriver is spoken directly (W3C JSON over HTTP, 127.0.0.1 only).
+//! loudly, that it was skipped. chromedriver's W3C HTTP API is spoken directly, on 127.0.0.1 only.
 
 #[allow(dead_code)]
 #[path = "../examples/chat.rs"]
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 /// The whole test, browser start-up included, must finish within this.
 const TOTAL: Duration = Duration::from_secs(90);
-/// One WebDriver call.
+/// One chromedriver call.
 const CALL: Duration = Duration::from_secs(30);
 
 fn tool(env: &str, default: &str) -> Option<PathBuf> {
@@ -73,7 +73,11 @@ async fn run(chromium: &Path, chromedriver: &Path) {
     }));
 
     // chromedriver on a free local port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let driver_addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let profile = std::env::temp_dir().join(format!("tower-ws-browser-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
@@ -84,7 +88,10 @@ async fn run(chromium: &Path, chromedriver: &Path) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let _cleanup = Cleanup { child, profile: profile.clone() };
+    let _cleanup = Cleanup {
+        child,
+        profile: profile.clone(),
+    };
     let started = Instant::now();
     loop {
         if let Ok(status) = call(driver_addr, "GET", "/status", None).await {
@@ -92,7 +99,10 @@ async fn run(chromium: &Path, chromedriver: &Path) {
                 break;
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -110,16 +120,30 @@ async fn run(chromium: &Path, chromedriver: &Path) {
             },
         }},
     });
-    let session = call(driver_addr, "POST", "/session", Some(caps)).await.expect("new session");
-    let id = session["value"]["sessionId"].as_str().expect("session id").to_owned();
-    let wd = Driver { addr: driver_addr, session: id };
+    let session = call(driver_addr, "POST", "/session", Some(caps))
+        .await
+        .expect("new session");
+    let id = session["value"]["sessionId"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    let wd = Driver {
+        addr: driver_addr,
+        session: id,
+    };
+    // Ends the browser even if an assertion below fails (chromedriver alone would leave it).
+    let mut session_guard = EndSession {
+        addr: driver_addr,
+        session: wd.session.clone(),
+    };
 
-    let result = async {
+    async {
         let page = format!("http://{chat_addr}/");
         // Tab A.
         let tab_a = wd.get("/window").await.as_str().unwrap().to_owned();
         wd.post("/url", json!({ "url": page })).await;
-        wd.wait_for("document.getElementById('status').textContent", "connected").await;
+        wd.wait_for("document.getElementById('status').textContent", "connected")
+            .await;
         // Tab B.
         let tab_b = wd.post("/window/new", json!({ "type": "tab" })).await["handle"]
             .as_str()
@@ -127,22 +151,72 @@ async fn run(chromium: &Path, chromedriver: &Path) {
             .to_owned();
         wd.post("/window", json!({ "handle": tab_b })).await;
         wd.post("/url", json!({ "url": page })).await;
-        wd.wait_for("document.getElementById('status').textContent", "connected").await;
+        wd.wait_for("document.getElementById('status').textContent", "connected")
+            .await;
 
         wd.say("hello from B").await;
-        wd.wait_for("document.getElementById('log').textContent", ": hello from B").await;
+        wd.wait_for(
+            "document.getElementById('log').textContent",
+            ": hello from B",
+        )
+        .await;
         wd.post("/window", json!({ "handle": tab_a })).await;
-        wd.wait_for("document.getElementById('log').textContent", ": hello from B").await;
+        wd.wait_for(
+            "document.getElementById('log').textContent",
+            ": hello from B",
+        )
+        .await;
         wd.say("hi B, this is A").await;
         wd.post("/window", json!({ "handle": tab_b })).await;
-        wd.wait_for("document.getElementById('log').textContent", ": hi B, this is A").await;
+        wd.wait_for(
+            "document.getElementById('log').textContent",
+            ": hi B, this is A",
+        )
+        .await;
     }
     .await;
 
-    let _ = call(driver_addr, "DELETE", &format!("/session/{}", wd.session), None).await;
+    let _ = call(
+        driver_addr,
+        "DELETE",
+        &format!("/session/{}", wd.session),
+        None,
+    )
+    .await;
+    let path = format!("/session/{}", wd.session);
+    if call(driver_addr, "DELETE", &path, None).await.is_ok() {
+        session_guard.session.clear();
+    }
+    drop(session_guard);
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    result
+}
+
+/// Deletes the WebDriver session (closing the browser) when dropped, blocking briefly.
+struct EndSession {
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Drop for EndSession {
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if self.session.is_empty() {
+            return;
+        }
+        let Ok(mut tcp) = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
+        else {
+            return;
+        };
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.session, self.addr
+        );
+        if tcp.write_all(request.as_bytes()).is_ok() {
+            let _ = tcp.read_to_end(&mut Vec::new());
+        }
+    }
 }
 
 struct Driver {
@@ -169,7 +243,8 @@ impl Driver {
     async fn say(&self, text: &str) {
         let script = "const m = document.getElementById('msg'); m.value = arguments[0]; \
                       document.getElementById('send').click();";
-        self.post("/execute/sync", json!({ "script": script, "args": [text] })).await;
+        self.post("/execute/sync", json!({ "script": script, "args": [text] }))
+            .await;
     }
 
     /// Polls `expr` until its text contains `needle` (10 s at most).
@@ -177,21 +252,33 @@ impl Driver {
         let script = format!("return {expr};");
         let started = Instant::now();
         loop {
-            let value = self.post("/execute/sync", json!({ "script": script, "args": [] })).await;
+            let value = self
+                .post("/execute/sync", json!({ "script": script, "args": [] }))
+                .await;
             let text = value.as_str().unwrap_or_default();
             if text.contains(needle) {
                 return;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "{expr}: {needle:?} never appeared in {text:?}");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{expr}: {needle:?} never appeared in {text:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
 
-/// One WebDriver request over a fresh HTTP/1.1 connection.
-async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+/// One chromedriver request over a fresh HTTP/1.1 connection.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let exchange = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(|e| e.to_string())?;
@@ -205,8 +292,16 @@ async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let res = send.send_request(req).await.map_err(|e| e.to_string())?;
-        let bytes = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        serde_json::from_slice(&bytes).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)))
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)))
     };
-    tokio::time::timeout(CALL, exchange).await.map_err(|_| "WebDriver call timed out".to_owned())?
+    tokio::time::timeout(CALL, exchange)
+        .await
+        .map_err(|_| "WebDriver call timed out".to_owned())?
 }

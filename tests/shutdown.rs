@@ -34,28 +34,32 @@ async fn shutdown_sends_1001_to_every_open_socket_and_loses_no_queued_message() 
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<Option<Message>>();
     let layer = {
         let go = go.clone();
-        WebSocketLayer::new().shutdown(&shutdown).on_upgrade(move |mut ws: UpgradedWebSocket, _parts| {
-            let (go, queued_tx, ended_tx) = (go.clone(), queued_tx.clone(), ended_tx.clone());
-            async move {
-                let notified = go.notified();
-                for i in 0..QUEUED {
-                    // Queued, not flushed: the close must come after these.
-                    ws.feed(Message::text(format!("m{i}"))).await.unwrap();
+        WebSocketLayer::new().shutdown(&shutdown).on_upgrade(
+            move |mut ws: UpgradedWebSocket, _parts| {
+                let (go, queued_tx, ended_tx) = (go.clone(), queued_tx.clone(), ended_tx.clone());
+                async move {
+                    let notified = go.notified();
+                    for i in 0..QUEUED {
+                        // Queued, not flushed: the close must come after these.
+                        ws.feed(Message::text(format!("m{i}"))).await.unwrap();
+                    }
+                    queued_tx.send(()).unwrap();
+                    notified.await;
+                    let mut last = None;
+                    while let Some(Ok(msg)) = ws.recv().await {
+                        last = Some(msg);
+                    }
+                    ended_tx.send(last).unwrap();
                 }
-                queued_tx.send(()).unwrap();
-                notified.await;
-                let mut last = None;
-                while let Some(Ok(msg)) = ws.recv().await {
-                    last = Some(msg);
-                }
-                ended_tx.send(last).unwrap();
-            }
-        })
+            },
+        )
     };
     let addr = serve(layer.layer(service_fn(app)), false).await;
     let mut clients = Vec::new();
     for _ in 0..SOCKETS {
-        let (client, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await.unwrap();
+        let (client, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/")))
+            .await
+            .unwrap();
         clients.push(client);
     }
     for _ in 0..SOCKETS {
@@ -92,7 +96,11 @@ async fn shutdown_sends_1001_to_every_open_socket_and_loses_no_queued_message() 
         let last = within(ended_rx.recv()).await.unwrap();
         assert!(matches!(last, Some(Message::Close(_))), "{last:?}");
     }
-    assert_eq!(within(waiting).await.unwrap(), 0, "every socket finished in time");
+    assert_eq!(
+        within(waiting).await.unwrap(),
+        0,
+        "every socket finished in time"
+    );
     assert_eq!(shutdown.open_sockets(), 0);
 }
 
@@ -108,7 +116,9 @@ async fn shutdown_gives_up_on_a_peer_that_never_answers_after_the_close_timeout(
     let addr = serve(layer.layer(service_fn(app)), false).await;
     // A client that completes the handshake and then never reads or answers.
     let mut tcp = within(tokio::net::TcpStream::connect(addr)).await.unwrap();
-    tcp.write_all(upgrade_request("/", "").as_bytes()).await.unwrap();
+    tcp.write_all(upgrade_request("/", "").as_bytes())
+        .await
+        .unwrap();
     let mut head = [0u8; 64];
     let n = within(tcp.read(&mut head)).await.unwrap();
     assert!(head[..n].starts_with(b"HTTP/1.1 101"));
@@ -118,6 +128,10 @@ async fn shutdown_gives_up_on_a_peer_that_never_answers_after_the_close_timeout(
     let started = Instant::now();
     let open = within(shutdown.shutdown(Duration::from_secs(5))).await;
     assert_eq!(open, 0);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     drop(tcp);
 }

@@ -20,7 +20,9 @@ struct FromServer {
 }
 
 async fn within<F: std::future::Future>(fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(10), fut).await.expect("step timed out")
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("step timed out")
 }
 
 #[tokio::test]
@@ -48,17 +50,26 @@ async fn typed_round_trip_skips_a_bad_message_and_reads_binary_json() {
     });
 
     let mut client_typed = Typed::<_, FromServer, ToServer>::new(&mut client);
-    within(client_typed.send(ToServer::Add { a: 2, b: 40 })).await.unwrap();
-    assert_eq!(within(client_typed.next()).await.unwrap().unwrap().result, "42");
+    within(client_typed.send(ToServer::Add { a: 2, b: 40 }))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(client_typed.next()).await.unwrap().unwrap().result,
+        "42"
+    );
 
     // Not JSON, and JSON of the wrong shape: both skipped by the server, which reads on.
     let raw = client_typed.get_mut();
     within(raw.send(Message::text("{not json"))).await.unwrap();
-    within(raw.send(Message::text(r#"{"Multiply":{"a":1}}"#))).await.unwrap();
+    within(raw.send(Message::text(r#"{"Multiply":{"a":1}}"#)))
+        .await
+        .unwrap();
 
     // Binary frames carry JSON too.
     let mut binary = Typed::<_, FromServer, ToServer>::new(&mut client).send_binary(true);
-    within(binary.send(ToServer::Shout("hey".into()))).await.unwrap();
+    within(binary.send(ToServer::Shout("hey".into())))
+        .await
+        .unwrap();
     assert_eq!(within(binary.next()).await.unwrap().unwrap().result, "HEY");
 
     within(client.close(CloseCode::NORMAL, "")).await.unwrap();
@@ -72,11 +83,18 @@ async fn typed_client_gets_a_decode_error_for_a_wrong_reply_and_goes_on() {
     let client = WebSocket::from_raw(client_io, Role::Client, &Config::default());
     let mut client = Typed::<_, FromServer, ToServer>::new(client);
     within(server.send(Message::text("[1, 2]"))).await.unwrap();
-    within(server.send(Message::text(r#"{"result":"ok"}"#))).await.unwrap();
+    within(server.send(Message::text(r#"{"result":"ok"}"#)))
+        .await
+        .unwrap();
     let err = within(client.next()).await.unwrap().unwrap_err();
     assert_eq!(err.kind(), TypedErrorKind::Decode);
     assert!(err.into_socket_error().is_none());
-    assert_eq!(within(client.next()).await.unwrap().unwrap(), FromServer { result: "ok".into() });
+    assert_eq!(
+        within(client.next()).await.unwrap().unwrap(),
+        FromServer {
+            result: "ok".into()
+        }
+    );
 }
 
 #[tokio::test]
@@ -86,7 +104,9 @@ async fn typed_encode_errors_send_nothing_and_keep_the_connection() {
     let mut client = WebSocket::from_raw(client_io, Role::Client, &Config::default());
     let mut server = Typed::<_, serde_json::Value, BTreeMap<(u8, u8), u8>>::new(server);
     // JSON object keys must be strings: a tuple key cannot be serialized.
-    let err = within(server.send(BTreeMap::from([((1, 2), 3)]))).await.unwrap_err();
+    let err = within(server.send(BTreeMap::from([((1, 2), 3)])))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), TypedErrorKind::Encode);
     within(server.send(BTreeMap::new())).await.unwrap();
     let got = within(client.recv()).await.unwrap().unwrap();

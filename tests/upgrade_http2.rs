@@ -36,7 +36,9 @@ async fn upgrade_accepts_http2_extended_connect_with_200() {
     assert_eq!(protocol.as_deref(), Some("v1"));
     let mut ws = ws.unwrap();
     for i in 0..3 {
-        within(ws.send(Message::text(format!("h2 #{i}")))).await.unwrap();
+        within(ws.send(Message::text(format!("h2 #{i}"))))
+            .await
+            .unwrap();
         let back = within(ws.recv()).await.unwrap().unwrap();
         assert_eq!(back.as_text(), Some(format!("h2 #{i}").as_str()));
     }
@@ -47,10 +49,11 @@ async fn upgrade_accepts_http2_extended_connect_with_200() {
 async fn upgrade_refuses_a_plain_http2_get_with_405() {
     let addr = serve(service_fn(service), true).await;
     let io = hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
-    let (mut send, conn) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-        .handshake(io)
-        .await
-        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(io)
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = Request::get("http://localhost/")
         .version(http::Version::HTTP_2)
@@ -71,7 +74,8 @@ fn upgrade_refuses_http2_connect_without_the_websocket_protocol() {
         .unwrap();
     let err = tower_ws::upgrade(&mut req, &Config::default()).unwrap_err();
     assert_eq!(err.status(), 400);
-    req.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
     // Valid now, but not from a hyper connection: no upgrade handle.
     let err = tower_ws::upgrade(&mut req, &Config::default()).unwrap_err();
     assert_eq!(err.status(), 500);

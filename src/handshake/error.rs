@@ -138,7 +138,11 @@ impl HandshakeError {
         );
         match self.status() {
             StatusCode::METHOD_NOT_ALLOWED => {
-                let allow = if self.kind == HandshakeErrorKind::MethodNotConnect { "CONNECT" } else { "GET" };
+                let allow = if self.kind == HandshakeErrorKind::MethodNotConnect {
+                    "CONNECT"
+                } else {
+                    "GET"
+                };
                 h.insert(ALLOW, HeaderValue::from_static(allow));
             }
             StatusCode::UPGRADE_REQUIRED => {

@@ -197,8 +197,8 @@ pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, Handshak
         Ok(raw) if raw.len() == 16 => {}
         _ => return Err(E::InvalidKey.into()),
     }
-    let accept_key = HeaderValue::try_from(accept_key(key.as_bytes()))
-        .expect("base64 is a valid header value");
+    let accept_key =
+        HeaderValue::try_from(accept_key(key.as_bytes())).expect("base64 is a valid header value");
     agree(req, config, Some(accept_key))
 }
 
@@ -224,7 +224,10 @@ pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, Handshak
 ///     .unwrap();
 /// assert_eq!(accept.response().status(), 200);
 /// ```
-pub fn validate_extended_connect<B>(req: &Request<B>, config: &Config) -> Result<Accept, HandshakeError> {
+pub fn validate_extended_connect<B>(
+    req: &Request<B>,
+    config: &Config,
+) -> Result<Accept, HandshakeError> {
     use HandshakeErrorKind as E;
     // RFC 8441 §4: a CONNECT request with the :protocol pseudo-header, over HTTP/2 or later.
     if req.method() != Method::CONNECT {

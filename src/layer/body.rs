@@ -103,6 +103,8 @@ impl<B> fmt::Debug for ResponseBody<B> {
             Kind::Inner { .. } => "Inner",
             Kind::Own { .. } => "Own",
         };
-        f.debug_struct("ResponseBody").field("kind", &kind).finish_non_exhaustive()
+        f.debug_struct("ResponseBody")
+            .field("kind", &kind)
+            .finish_non_exhaustive()
     }
 }

@@ -78,7 +78,9 @@ where
                 Poll::Ready(Ok(response.map(ResponseBody::inner)))
             }
             KindProj::Ready { response } => {
-                let response = response.take().expect("ResponseFuture polled after completion");
+                let response = response
+                    .take()
+                    .expect("ResponseFuture polled after completion");
                 Poll::Ready(Ok(response.map(ResponseBody::own)))
             }
         }
@@ -91,6 +93,8 @@ impl<F> fmt::Debug for ResponseFuture<F> {
             Kind::Inner { .. } => "Inner",
             Kind::Ready { .. } => "Ready",
         };
-        f.debug_struct("ResponseFuture").field("kind", &kind).finish()
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
     }
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use http::request::Parts;
 use tower_layer::Layer;
 
+use super::Settings;
 use super::handler::{Forward, UpgradeHandler};
 use super::rejection::{DefaultRejection, OnRejection};
 use super::service::WebSocketService;
-use super::Settings;
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::upgrade::UpgradedWebSocket;

@@ -8,11 +8,11 @@ use bytes::Bytes;
 use http::{Request, Response};
 use tower_service::Service;
 
+use super::Settings;
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use super::handler::UpgradeHandler;
 use super::rejection::OnRejection;
-use super::Settings;
 use crate::handshake::HandshakeError;
 use crate::upgrade;
 

@@ -22,7 +22,9 @@ pub const STEP: Duration = Duration::from_secs(10);
 
 /// Fails the test if `fut` takes longer than [`STEP`].
 pub async fn within<F: Future>(fut: F) -> F::Output {
-    tokio::time::timeout(STEP, fut).await.expect("step timed out")
+    tokio::time::timeout(STEP, fut)
+        .await
+        .expect("step timed out")
 }
 
 /// Serves `service` on 127.0.0.1 (any port): HTTP/1.1 with upgrades, or HTTP/2 with extended
@@ -86,16 +88,24 @@ pub async fn raw_response(addr: SocketAddr, request: &str) -> (u16, String) {
                 .lines()
                 .find_map(|l| {
                     let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(0);
             if buf.len() >= end + 4 + length {
                 let status = text.split(' ').nth(1).and_then(|s| s.parse().ok());
-                return (status.unwrap_or_else(|| panic!("no status line in {text:?}")), text);
+                return (
+                    status.unwrap_or_else(|| panic!("no status line in {text:?}")),
+                    text,
+                );
             }
         }
         let n = within(tcp.read(&mut chunk)).await.unwrap();
-        assert!(n > 0, "connection closed mid-response: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -114,7 +124,11 @@ pub async fn connect_h2(
     addr: SocketAddr,
     path: &str,
     protocols: Option<&str>,
-) -> (StatusCode, Option<String>, Option<WebSocket<TokioIo<hyper::upgrade::Upgraded>>>) {
+) -> (
+    StatusCode,
+    Option<String>,
+    Option<WebSocket<TokioIo<hyper::upgrade::Upgraded>>>,
+) {
     let io = TokioIo::new(within(TcpStream::connect(addr)).await.unwrap());
     let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .handshake(io)
