@@ -192,7 +192,7 @@ async fn run(chromium: &Path, chromedriver: &Path) {
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
 
-/// Deletes the WebDriver session (closing the browser) when dropped, blocking briefly.
+/// Deletes the chromedriver session (closing the browser) when dropped, blocking briefly.
 struct EndSession {
     addr: SocketAddr,
     session: String,
