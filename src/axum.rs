@@ -28,7 +28,7 @@
 //!
 //! Settings come from a [`WebSocketLayer`](crate::WebSocketLayer) in front of the router, if
 //! there is one (its [`Config`], including subprotocols and `Origin` policy, and its
-//! [`Shutdown`](crate::Shutdown)); the extractor's setters change them for one connection.
+//! [`Shutdown`]); the extractor's setters change them for one connection.
 //!
 //! HTTP/2 (RFC 8441) works as in axum: route with `any(...)`, and serve with a hyper HTTP/2
 //! connection that has `enable_connect_protocol()`.

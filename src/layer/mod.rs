@@ -9,7 +9,7 @@
 //!
 //! Without a handler the layer forwards upgrade requests too, carrying its settings in the
 //! request extensions: the axum extractor `tower_ws::axum::WebSocketUpgrade` behind it uses
-//! that [`Config`] and [`Shutdown`](crate::Shutdown).
+//! that [`Config`] and [`Shutdown`].
 //!
 //! # Examples
 //!

@@ -48,7 +48,7 @@ where
 /// use tower_ws::handshake::HandshakeErrorKind;
 /// use tower_ws::layer::{DefaultRejection, OnRejection};
 ///
-/// let res = DefaultRejection.on_rejection(HandshakeErrorKind::OriginForbidden.into());
+/// let res = DefaultRejection::default().on_rejection(HandshakeErrorKind::OriginForbidden.into());
 /// assert_eq!(res.status(), 403);
 /// ```
 #[derive(Clone, Copy, Default)]
