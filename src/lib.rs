@@ -5,6 +5,20 @@
 //! - [`WebSocket`] is a `Stream` of [`Message`]s and a `Sink` for them. It answers pings, echoes
 //!   close frames and fails the connection with the right close code on any violation by itself.
 //! - [`handshake`] is the pure handshake logic on `http` types, usable with any server.
+//! - [`WebSocketLayer`] is tower middleware: one `.layer(...)` gives an existing hyper or tower
+//!   service WebSockets, and everything else passes through untouched.
+//! - `axum` (feature `axum`) is a drop-in replacement for `axum::extract::ws`.
+//! - `typed` (feature `json`) carries serde types as JSON messages.
+//! - [`Shutdown`] closes every open socket with 1001 and refuses new ones with 503.
+//!
+//! All three doors ([`upgrade`], [`WebSocketLayer`], the axum extractor) also accept HTTP/2
+//! WebSockets (RFC 8441 extended `CONNECT`; serve with hyper's
+//! `http2::Builder::enable_connect_protocol()`).
+//!
+//! | Feature | Adds |
+//! |---------|------|
+//! | `axum`  | `tower_ws::axum`: `WebSocketUpgrade`, `WebSocket`, `Message`, ... as in axum 0.8 |
+//! | `json`  | `tower_ws::typed`: `Typed`, a `Stream` + `Sink` of serde types |
 //!
 //! # Examples
 //!
