@@ -4,7 +4,8 @@
 //! cargo run --release --example echo -- --addr 127.0.0.1:9001
 //! ```
 //!
-//! Plain hyper (HTTP/1.1), any path, any `Origin`, messages up to 64 MiB. Messages that arrive
+//! Plain hyper (HTTP/1.1), any path, any `Origin`, messages up to 64 MiB. With `--deflate` it
+//! accepts permessage-deflate offers with the default settings. Messages that arrive
 //! together are echoed together: each is fed without a flush, and the socket writes everything
 //! queued before it waits for the peer again. Ctrl-C (or SIGTERM) stops it.
 
@@ -18,38 +19,49 @@ use tokio::net::TcpListener;
 use tower_ws::{Config, Message, OriginPolicy, UpgradedWebSocket};
 
 fn main() -> std::io::Result<()> {
-    let addr = parse_args();
+    let (addr, config) = parse_args();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(addr))
+        .block_on(serve(addr, config))
 }
 
-fn parse_args() -> SocketAddr {
+fn parse_args() -> (SocketAddr, Config) {
     let mut addr: SocketAddr = "127.0.0.1:9001".parse().expect("default address");
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--addr", Some(value)) => match value.parse() {
-                Ok(a) => addr = a,
-                Err(e) => exit_usage(&format!("bad --addr {value:?}: {e}")),
-            },
-            _ => exit_usage(&format!("unexpected argument {arg:?}")),
-        }
-    }
-    addr
-}
-
-fn exit_usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo [--addr HOST:PORT]");
-    std::process::exit(2)
-}
-
-async fn serve(addr: SocketAddr) -> std::io::Result<()> {
-    let config = Config::default()
+    let mut config = Config::default()
         .origin(OriginPolicy::Any)
         .max_frame_size(Some(64 << 20))
         .max_message_size(Some(64 << 20));
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => match args.next().map(|v| v.parse()) {
+                Some(Ok(a)) => addr = a,
+                _ => exit_usage("--addr needs HOST:PORT"),
+            },
+            "--deflate" => config = with_deflate(config),
+            _ => exit_usage(&format!("unexpected argument {arg:?}")),
+        }
+    }
+    (addr, config)
+}
+
+#[cfg(feature = "deflate")]
+fn with_deflate(config: Config) -> Config {
+    config.deflate(Some(Default::default()))
+}
+
+#[cfg(not(feature = "deflate"))]
+fn with_deflate(_: Config) -> Config {
+    exit_usage("--deflate needs the `deflate` feature")
+}
+
+fn exit_usage(problem: &str) -> ! {
+    eprintln!("{problem}\nusage: echo [--addr HOST:PORT] [--deflate]");
+    std::process::exit(2)
+}
+
+async fn serve(addr: SocketAddr, config: Config) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
 

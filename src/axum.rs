@@ -251,7 +251,7 @@ impl<F> WebSocketUpgrade<F> {
     {
         let response = self.accept.response();
         let mut socket =
-            UpgradeFuture::new(self.on_upgrade, &self.config, self.accept.into_protocol());
+            UpgradeFuture::new(self.on_upgrade, &self.config, self.accept.into_negotiated());
         if let Some(shutdown) = &self.shutdown {
             socket = socket.with_shutdown(shutdown.watch());
         }

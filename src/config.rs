@@ -70,6 +70,12 @@ pub struct Config {
     /// The subprotocols the server speaks, most preferred first. The first one the client also
     /// offers is selected. Default: none.
     pub protocols: Vec<String>,
+    /// permessage-deflate (RFC 7692) policy; `None` declines every compression offer.
+    /// Default: `None`. Compression costs CPU and, with context takeover, memory per
+    /// connection; see [`DeflateConfig`](crate::DeflateConfig).
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+    pub deflate: Option<crate::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -86,6 +92,8 @@ impl Default for Config {
             accept_unmasked_frames: false,
             origin: OriginPolicy::SameOrigin,
             protocols: Vec::new(),
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -125,6 +133,22 @@ impl Config {
         accept_unmasked_frames: bool;
         /// Sets [`origin`](Config#structfield.origin).
         origin: OriginPolicy;
+    }
+
+    /// Sets [`deflate`](Config#structfield.deflate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = tower_ws::Config::default().deflate(Some(Default::default()));
+    /// assert!(config.deflate.is_some());
+    /// ```
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+    #[must_use]
+    pub fn deflate(mut self, deflate: Option<crate::DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
     }
 
     /// Sets [`protocols`](Config#structfield.protocols), most preferred first.

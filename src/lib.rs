@@ -66,6 +66,9 @@
 
 mod body;
 mod config;
+#[cfg(feature = "deflate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+pub mod deflate;
 mod error;
 pub mod handshake;
 mod message;
@@ -86,6 +89,9 @@ pub mod typed;
 
 pub use body::Body;
 pub use config::Config;
+#[cfg(feature = "deflate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+pub use deflate::DeflateConfig;
 pub use error::{Error, ErrorKind};
 pub use handshake::{HandshakeError, OriginPolicy};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};

@@ -38,7 +38,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::{Config, SocketConfig};
+#[cfg(feature = "deflate")]
+use crate::deflate::{Deflater, Inflater};
 use crate::error::{Error, ErrorKind};
+use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message};
 use crate::proto::{self, Decoder, Limits, OpCode, Role};
 use crate::write_buf::{MAX_SLICES, WriteBuf};
@@ -106,6 +109,9 @@ struct Core {
     read_buf: BytesMut,
     decoder: Decoder,
     write: WriteBuf,
+    /// permessage-deflate for outgoing messages, when agreed.
+    #[cfg(feature = "deflate")]
+    deflater: Option<Deflater>,
     /// A close frame was queued by us.
     close_sent: bool,
     /// The peer's close frame arrived.
@@ -144,27 +150,32 @@ impl<S> WebSocket<S> {
     /// assert!(ws.protocol().is_none());
     /// ```
     pub fn from_raw(io: S, role: Role, config: &Config) -> Self {
-        Self::with_protocol(io, role, config.socket(), None)
+        Self::with_negotiated(io, role, config.socket(), Negotiated::default())
     }
 
-    pub(crate) fn with_protocol(
+    pub(crate) fn with_negotiated(
         io: S,
         role: Role,
         cfg: SocketConfig,
-        protocol: Option<HeaderValue>,
+        negotiated: Negotiated,
     ) -> Self {
         let limits = Limits {
             max_frame_size: cfg.max_frame_size,
             max_message_size: cfg.max_message_size,
         };
         let accept_unmasked = cfg.accept_unmasked_frames;
-        Self {
+        #[allow(unused_mut)]
+        let mut this = Self {
             io,
             core: Core {
                 role,
                 cfg,
                 read_buf: BytesMut::new(),
                 decoder: Decoder::new(role, limits, accept_unmasked),
+                #[cfg(feature = "deflate")]
+                deflater: negotiated
+                    .deflate
+                    .map(|agreed| Deflater::new(&agreed, role == Role::Server)),
                 write: WriteBuf::default(),
                 close_sent: false,
                 close_received: false,
@@ -176,10 +187,17 @@ impl<S> WebSocket<S> {
                 seen: false,
                 timer: None,
                 mask_seed: if role == Role::Client { seed() } else { 0 },
-                protocol,
+                protocol: negotiated.protocol,
                 shutdown: None,
             },
+        };
+        #[cfg(feature = "deflate")]
+        if let Some(agreed) = negotiated.deflate {
+            this.core
+                .decoder
+                .set_inflater(Inflater::new(&agreed, role == Role::Client));
         }
+        this
     }
 
     /// Closes with 1001 when `watch` fires (see [`Shutdown`](crate::Shutdown)).
@@ -237,6 +255,22 @@ where
     pub async fn send(&mut self, msg: Message) -> Result<(), Error> {
         poll_fn(|cx| self.core.poll_ready(&mut self.io, cx)).await?;
         self.core.start_send(msg)?;
+        poll_fn(|cx| self.core.poll_flush(&mut self.io, cx)).await
+    }
+
+    /// Sends a message and flushes, without compressing it even when permessage-deflate was
+    /// agreed (for data that is already compressed, such as images).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](WebSocket::send).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send`](WebSocket::send).
+    pub async fn send_uncompressed(&mut self, msg: Message) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(&mut self.io, cx)).await?;
+        self.core.start_send_with(msg, false)?;
         poll_fn(|cx| self.core.poll_flush(&mut self.io, cx)).await
     }
 
@@ -580,12 +614,16 @@ impl Core {
     }
 
     fn start_send(&mut self, msg: Message) -> Result<(), Error> {
+        self.start_send_with(msg, true)
+    }
+
+    fn start_send_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
         if self.close_sent || self.done {
             return Err(ErrorKind::Closed.into());
         }
         match msg {
-            Message::Text(text) => self.queue(OpCode::Text, &text.into_bytes()),
-            Message::Binary(data) => self.queue(OpCode::Binary, &data),
+            Message::Text(text) => self.queue_data(OpCode::Text, &text.into_bytes(), compress),
+            Message::Binary(data) => self.queue_data(OpCode::Binary, &data, compress),
             Message::Ping(data) | Message::Pong(data) if data.len() > 125 => {
                 return Err(ErrorKind::InvalidMessage.into());
             }
@@ -653,6 +691,24 @@ impl Core {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+
+    /// Queues a data message, compressed when permessage-deflate was agreed (RFC 7692 §6:
+    /// RSV1 on the message's first frame) unless `compress` is off or it is too small.
+    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
+    fn queue_data(&mut self, opcode: OpCode, payload: &Bytes, compress: bool) {
+        #[cfg(feature = "deflate")]
+        if let Some(deflater) = self
+            .deflater
+            .as_mut()
+            .filter(|d| compress && d.wants(payload.len()))
+        {
+            let compressed = Bytes::from(deflater.compress(payload));
+            let mask = self.next_mask();
+            self.write.push_frame(opcode, true, true, &compressed, mask);
+            return;
+        }
+        self.queue(opcode, payload);
     }
 
     fn queue(&mut self, opcode: OpCode, payload: &Bytes) {

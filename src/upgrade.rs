@@ -31,7 +31,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderValue, Method, Request, Response, Version};
+use http::{Method, Request, Response, Version};
 use hyper::ext::Protocol;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
@@ -39,7 +39,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::Body;
 use crate::config::{Config, SocketConfig};
 use crate::error::{Error, ErrorKind};
-use crate::handshake::{self, HandshakeError, HandshakeErrorKind};
+use crate::handshake::{self, HandshakeError, HandshakeErrorKind, Negotiated};
 use crate::proto::Role;
 use crate::shutdown::Watch;
 use crate::socket::WebSocket;
@@ -73,7 +73,7 @@ pub fn upgrade<B>(
     let response = accept.response();
     Ok((
         response,
-        UpgradeFuture::new(on_upgrade, config, accept.into_protocol()),
+        UpgradeFuture::new(on_upgrade, config, accept.into_negotiated()),
     ))
 }
 
@@ -141,20 +141,16 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
 pub struct UpgradeFuture {
     on_upgrade: OnUpgrade,
     config: SocketConfig,
-    protocol: Option<HeaderValue>,
+    negotiated: Option<Negotiated>,
     shutdown: Option<Watch>,
 }
 
 impl UpgradeFuture {
-    pub(crate) fn new(
-        on_upgrade: OnUpgrade,
-        config: &Config,
-        protocol: Option<HeaderValue>,
-    ) -> Self {
+    pub(crate) fn new(on_upgrade: OnUpgrade, config: &Config, negotiated: Negotiated) -> Self {
         Self {
             on_upgrade,
             config: config.socket(),
-            protocol,
+            negotiated: Some(negotiated),
             shutdown: None,
         }
     }
@@ -172,11 +168,11 @@ impl Future for UpgradeFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx))
             .map_err(|e| Error::with_source(ErrorKind::Io, e))?;
-        let mut ws = WebSocket::with_protocol(
+        let mut ws = WebSocket::with_negotiated(
             TokioIo::new(upgraded),
             Role::Server,
             self.config,
-            self.protocol.take(),
+            self.negotiated.take().unwrap_or_default(),
         );
         if let Some(watch) = self.shutdown.take() {
             ws.watch_shutdown(watch);
@@ -188,7 +184,7 @@ impl Future for UpgradeFuture {
 impl fmt::Debug for UpgradeFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpgradeFuture")
-            .field("protocol", &self.protocol)
+            .field("negotiated", &self.negotiated)
             .finish_non_exhaustive()
     }
 }

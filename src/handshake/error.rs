@@ -61,6 +61,8 @@ pub enum HandshakeErrorKind {
     MethodNotConnect,
     /// An HTTP/2 `CONNECT` request whose `:protocol` is not `websocket` (400).
     NotWebSocketProtocol,
+    /// `Sec-WebSocket-Extensions` did not follow the extension-list grammar (400).
+    InvalidExtensions,
     /// The request cannot be upgraded: the server connection does not support upgrades (500).
     NotUpgradable,
     /// The server is shutting down and takes no new WebSockets (503).
@@ -86,7 +88,8 @@ impl HandshakeError {
             | K::MissingKey
             | K::InvalidKey
             | K::MissingHost
-            | K::NotWebSocketProtocol => StatusCode::BAD_REQUEST,
+            | K::NotWebSocketProtocol
+            | K::InvalidExtensions => StatusCode::BAD_REQUEST,
             K::OriginForbidden => StatusCode::FORBIDDEN,
             K::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
             K::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -117,6 +120,7 @@ impl HandshakeError {
                 "over HTTP/2, WebSocket requests must use the CONNECT method (RFC 8441)"
             }
             K::NotWebSocketProtocol => "the `:protocol` pseudo-header must be `websocket`",
+            K::InvalidExtensions => "the `Sec-WebSocket-Extensions` header is malformed",
             K::NotUpgradable => {
                 "this connection cannot be upgraded (the server does not support HTTP upgrades)"
             }

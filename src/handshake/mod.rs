@@ -38,8 +38,8 @@ pub use origin::OriginPolicy;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::header::{
-    CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
@@ -66,13 +66,27 @@ const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 pub struct Accept {
     /// `None` for an HTTP/2 extended CONNECT (RFC 8441), which has no key.
     accept_key: Option<HeaderValue>,
-    protocol: Option<HeaderValue>,
+    negotiated: Negotiated,
+    extensions: Option<HeaderValue>,
+}
+
+/// What a connection keeps from its handshake: the subprotocol and the extension parameters.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Negotiated {
+    pub(crate) protocol: Option<HeaderValue>,
+    #[cfg(feature = "deflate")]
+    pub(crate) deflate: Option<crate::deflate::Agreed>,
 }
 
 impl Accept {
     /// The subprotocol selected, if the client offered one the server speaks.
     pub fn protocol(&self) -> Option<&HeaderValue> {
-        self.protocol.as_ref()
+        self.negotiated.protocol.as_ref()
+    }
+
+    /// The `Sec-WebSocket-Extensions` response value, if an extension was agreed.
+    pub fn extensions(&self) -> Option<&HeaderValue> {
+        self.extensions.as_ref()
     }
 
     /// The response that completes the handshake: `101 Switching Protocols` for HTTP/1.1, or
@@ -85,24 +99,28 @@ impl Accept {
             h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(UPGRADE, HeaderValue::from_static("websocket"));
             h.insert(SEC_WEBSOCKET_ACCEPT, key.clone());
-            *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        }
+        if let Some(p) = &self.negotiated.protocol {
+            h.insert(SEC_WEBSOCKET_PROTOCOL, p.clone());
+        }
+        if let Some(e) = &self.extensions {
+            h.insert(SEC_WEBSOCKET_EXTENSIONS, e.clone());
         }
         // RFC 8441 §5: over HTTP/2 a 2xx answers the CONNECT; there is no key or accept.
-        let h = res.headers_mut();
-        if let Some(p) = &self.protocol {
-            h.insert(SEC_WEBSOCKET_PROTOCOL, p.clone());
+        if self.accept_key.is_some() {
+            *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         }
         res
     }
 
-    pub(crate) fn into_protocol(self) -> Option<HeaderValue> {
-        self.protocol
+    pub(crate) fn into_negotiated(self) -> Negotiated {
+        self.negotiated
     }
 
     /// Replaces the selected subprotocol (the axum extractor lets the handler choose).
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn set_protocol(&mut self, protocol: Option<HeaderValue>) {
-        self.protocol = protocol;
+        self.negotiated.protocol = protocol;
     }
 }
 
@@ -266,9 +284,28 @@ fn agree<B>(
     if origins.next().is_some() || !config.origin.allows(origin, host, headers) {
         return Err(E::OriginForbidden.into());
     }
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+    let mut negotiated = Negotiated {
+        protocol: select_protocol(req, &config.protocols),
+        #[cfg(feature = "deflate")]
+        deflate: None,
+    };
+    #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
+    let mut extensions = None;
+    #[cfg(feature = "deflate")]
+    if let Some(policy) = &config.deflate {
+        let offers = headers.get_all(SEC_WEBSOCKET_EXTENSIONS).iter();
+        if let Some((agreed, response)) =
+            crate::deflate::negotiate(offers, policy).map_err(|_| E::InvalidExtensions)?
+        {
+            negotiated.deflate = Some(agreed);
+            extensions = Some(response);
+        }
+    }
     Ok(Accept {
         accept_key,
-        protocol: select_protocol(req, &config.protocols),
+        negotiated,
+        extensions,
     })
 }
 

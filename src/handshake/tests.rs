@@ -216,6 +216,7 @@ fn every_refusal_has_a_body_and_status() {
         K::InvalidKey,
         K::MissingHost,
         K::OriginForbidden,
+        K::InvalidExtensions,
         K::NotUpgradable,
         K::ShuttingDown,
     ] {

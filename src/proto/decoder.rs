@@ -6,6 +6,8 @@ use super::frame::{FrameHeader, OpCode};
 use super::mask::{apply_mask, rotate_key};
 use super::utf8::Utf8Validator;
 use super::{Role, close};
+#[cfg(feature = "deflate")]
+use crate::deflate::Inflater;
 use crate::error::ErrorKind;
 use crate::message::{Message, Utf8Bytes};
 
@@ -50,6 +52,14 @@ pub(crate) struct Decoder {
     in_message: bool,
     in_text: bool,
     utf8: Utf8Validator,
+    /// The message in progress is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// permessage-deflate, when agreed.
+    #[cfg(feature = "deflate")]
+    inflater: Option<Inflater>,
+    /// The inflated message so far.
+    #[cfg(feature = "deflate")]
+    inflated: Vec<u8>,
 }
 
 impl Decoder {
@@ -63,7 +73,25 @@ impl Decoder {
             in_message: false,
             in_text: false,
             utf8: Utf8Validator::default(),
+            compressed: false,
+            #[cfg(feature = "deflate")]
+            inflater: None,
+            #[cfg(feature = "deflate")]
+            inflated: Vec::new(),
         }
+    }
+
+    /// Accepts compressed messages from here on (permessage-deflate was agreed).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn set_inflater(&mut self, inflater: Inflater) {
+        self.inflater = Some(inflater);
+    }
+
+    fn compression_agreed(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.inflater.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
     }
 
     /// How many more bytes the decoder needs before it can make progress (at least 1).
@@ -127,7 +155,14 @@ impl Decoder {
             _ => {}
         }
         // RFC 6455 §5.2: RSV1-3 MUST be 0 unless an extension defining them was negotiated.
-        if h.rsv1 || h.rsv23 {
+        // RFC 7692 §6: permessage-deflate defines RSV1, on the first frame of a data message
+        // only (§6.1: never on control frames or continuations).
+        if h.rsv23
+            || h.rsv1
+                && (!self.compression_agreed()
+                    || matches!(h.opcode, OpCode::Continuation)
+                    || h.opcode.is_control())
+        {
             return Err(ErrorKind::ReservedBits);
         }
         let len = usize::try_from(h.payload_len).unwrap_or(usize::MAX);
@@ -150,15 +185,17 @@ impl Decoder {
             if len > self.limits.max_frame_size {
                 return Err(ErrorKind::FrameTooLarge);
             }
-            let so_far = self.partial.as_ref().map_or(0, |p| p.data.len());
+            let so_far = self.message_len();
             if len.saturating_add(so_far) > self.limits.max_message_size {
                 return Err(ErrorKind::MessageTooLarge);
             }
             if h.opcode != OpCode::Continuation {
                 self.in_message = true;
                 self.in_text = h.opcode == OpCode::Text;
+                self.compressed = h.rsv1;
             }
-            self.in_text
+            // Compressed text is validated as it is inflated.
+            self.in_text && !self.compressed
         };
         Ok(FrameState {
             header: h,
@@ -166,6 +203,44 @@ impl Decoder {
             processed: 0,
             text,
         })
+    }
+
+    /// Bytes of the data message assembled so far.
+    fn message_len(&self) -> usize {
+        #[cfg(feature = "deflate")]
+        if self.compressed {
+            return self.inflated.len();
+        }
+        self.partial.as_ref().map_or(0, |p| p.data.len())
+    }
+
+    /// Inflates a compressed frame; the message once its last frame is in.
+    #[cfg(feature = "deflate")]
+    fn inflate_frame(&mut self, fin: bool, payload: &[u8]) -> Result<Option<Bytes>, ErrorKind> {
+        let Some(inflater) = self.inflater.as_mut() else {
+            return Err(ErrorKind::ReservedBits);
+        };
+        let before = self.inflated.len();
+        // RFC 7692 §8.1 (and our limits): the inflated size counts, checked while inflating.
+        inflater.inflate(
+            payload,
+            fin,
+            &mut self.inflated,
+            self.limits.max_message_size,
+        )?;
+        if self.in_text {
+            self.utf8
+                .feed(&self.inflated[before..])
+                .map_err(|_| ErrorKind::InvalidUtf8)?;
+        }
+        Ok(fin.then(|| Bytes::from(std::mem::take(&mut self.inflated))))
+    }
+
+    /// Without the `deflate` feature no compressed message is ever accepted.
+    #[cfg(not(feature = "deflate"))]
+    #[allow(clippy::unused_self)]
+    fn inflate_frame(&mut self, _fin: bool, _payload: &[u8]) -> Result<Option<Bytes>, ErrorKind> {
+        Err(ErrorKind::ReservedBits)
     }
 
     /// Turns a whole frame into a message, or folds it into the message being assembled.
@@ -178,6 +253,10 @@ impl Decoder {
             OpCode::Ping => return Ok(Some(Message::Ping(payload))),
             OpCode::Pong => return Ok(Some(Message::Pong(payload))),
             OpCode::Close => return close::parse(payload).map(|f| Some(Message::Close(f))),
+            _ if self.compressed => match self.inflate_frame(h.fin, &payload)? {
+                Some(data) => data,
+                None => return Ok(None),
+            },
             OpCode::Text | OpCode::Binary if h.fin => payload,
             OpCode::Text | OpCode::Binary => {
                 // The first fragment: assemble from here.
@@ -203,6 +282,7 @@ impl Decoder {
         let text = self.in_text;
         self.in_message = false;
         self.in_text = false;
+        self.compressed = false;
         if text {
             self.utf8.finish().map_err(|_| ErrorKind::InvalidUtf8)?;
             Ok(Some(Message::Text(Utf8Bytes::from_bytes_unchecked(data))))

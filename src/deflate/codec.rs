@@ -1,0 +1,376 @@
+//! Per-message compression and decompression (RFC 7692 §7.2) with flate2 on zlib-rs.
+//!
+//! Without context takeover nothing is held between messages: compressors and decompressors
+//! come from a small per-thread pool and go back after each message, reset.
+
+use std::cell::RefCell;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::Agreed;
+use crate::error::ErrorKind;
+
+/// RFC 7692 §7.2.1: the tail every sync flush ends with, removed by the sender.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// How many idle (de)compressors one thread keeps for reuse.
+const POOL_SIZE: usize = 8;
+
+thread_local! {
+    static COMPRESSORS: RefCell<Vec<(u32, u8, Compress)>> = const { RefCell::new(Vec::new()) };
+    static DECOMPRESSORS: RefCell<Vec<(u8, Decompress)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_compressor(level: u32, bits: u8) -> Compress {
+    COMPRESSORS
+        .with_borrow_mut(|pool| {
+            let i = pool
+                .iter()
+                .position(|(l, b, _)| *l == level && *b == bits)?;
+            Some(pool.swap_remove(i).2)
+        })
+        .unwrap_or_else(|| Compress::new_with_window_bits(Compression::new(level), false, bits))
+}
+
+fn give_compressor(level: u32, bits: u8, mut c: Compress) {
+    c.reset();
+    COMPRESSORS.with_borrow_mut(|pool| {
+        if pool.len() < POOL_SIZE {
+            pool.push((level, bits, c));
+        }
+    });
+}
+
+fn take_decompressor(bits: u8) -> Decompress {
+    DECOMPRESSORS
+        .with_borrow_mut(|pool| {
+            let i = pool.iter().position(|(b, _)| *b == bits)?;
+            Some(pool.swap_remove(i).1)
+        })
+        .unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
+}
+
+fn give_decompressor(bits: u8, mut d: Decompress) {
+    d.reset(false);
+    DECOMPRESSORS.with_borrow_mut(|pool| {
+        if pool.len() < POOL_SIZE {
+            pool.push((bits, d));
+        }
+    });
+}
+
+/// The sending side's compression state.
+pub(crate) struct Deflater {
+    level: u32,
+    bits: u8,
+    threshold: usize,
+    /// With context takeover: the compressor, created on the first compressed message.
+    kept: Option<Compress>,
+    takeover: bool,
+}
+
+impl Deflater {
+    /// The compressor of the side that sends with `server` window and context settings.
+    pub(crate) fn new(agreed: &Agreed, server: bool) -> Self {
+        let (bits, no_takeover) = if server {
+            (
+                agreed.server_max_window_bits,
+                agreed.server_no_context_takeover,
+            )
+        } else {
+            (
+                agreed.client_max_window_bits,
+                agreed.client_no_context_takeover,
+            )
+        };
+        Self {
+            level: agreed.level,
+            // zlib-rs, like zlib, cannot compress with 8 bits; negotiation never agrees to it
+            // for our side.
+            bits: bits.max(9),
+            threshold: agreed.threshold,
+            kept: None,
+            takeover: !no_takeover,
+        }
+    }
+
+    /// Whether a message of this size is worth compressing.
+    pub(crate) fn wants(&self, len: usize) -> bool {
+        len >= self.threshold
+    }
+
+    /// Compresses one whole message (RFC 7692 §7.2.1): deflate, sync flush, drop the tail.
+    pub(crate) fn compress(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut c = match self.kept.take() {
+            Some(c) => c,
+            None => take_compressor(self.level, self.bits),
+        };
+        let mut out = Vec::with_capacity(input.len() / 2 + 64);
+        let start_in = c.total_in();
+        loop {
+            let consumed = (c.total_in() - start_in) as usize;
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(1024));
+            }
+            let before_out = out.len();
+            // Compression of in-memory data into a growing Vec cannot fail.
+            let _ = c.compress_vec(&input[consumed..], &mut out, FlushCompress::Sync);
+            let done = (c.total_in() - start_in) as usize == input.len();
+            // The flush is complete once zlib stops filling the output.
+            if done && out.len() - before_out < out.capacity() - before_out && out.ends_with(&TAIL)
+            {
+                break;
+            }
+        }
+        out.truncate(out.len() - TAIL.len());
+        if out.is_empty() {
+            // RFC 7692 §7.2.3.6: an empty message compresses to a single 0x00 byte.
+            out.push(0);
+        }
+        if self.takeover {
+            self.kept = Some(c);
+        } else {
+            give_compressor(self.level, self.bits, c);
+        }
+        out
+    }
+}
+
+/// The receiving side's decompression state.
+pub(crate) struct Inflater {
+    bits: u8,
+    takeover: bool,
+    /// Held during a message, and between messages with context takeover.
+    current: Option<Decompress>,
+}
+
+impl Inflater {
+    /// The decompressor for messages from the side whose settings are `server` or client.
+    pub(crate) fn new(agreed: &Agreed, from_server: bool) -> Self {
+        let (bits, no_takeover) = if from_server {
+            (
+                agreed.server_max_window_bits,
+                agreed.server_no_context_takeover,
+            )
+        } else {
+            (
+                agreed.client_max_window_bits,
+                agreed.client_no_context_takeover,
+            )
+        };
+        Self {
+            // A window at least as large as the sender's is always enough; zlib-rs needs 9+.
+            bits: bits.max(9),
+            takeover: !no_takeover,
+            current: None,
+        }
+    }
+
+    /// Inflates one frame's payload into `out`, appending; with `fin`, also the removed tail,
+    /// and the message is over. Never lets `out` grow past `limit` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MessageTooLarge`] as soon as the output would pass `limit`;
+    /// [`ErrorKind::BadCompression`] for data that is not valid deflate.
+    pub(crate) fn inflate(
+        &mut self,
+        input: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ErrorKind> {
+        let bits = self.bits;
+        let d = self.current.get_or_insert_with(|| take_decompressor(bits));
+        let result = feed(d, input, out, limit).and_then(|()| {
+            if fin {
+                feed(d, &TAIL, out, limit)
+            } else {
+                Ok(())
+            }
+        });
+        if result.is_err() {
+            // The stream is broken; do not pool it.
+            self.current = None;
+            return result;
+        }
+        if fin && !self.takeover {
+            if let Some(d) = self.current.take() {
+                give_decompressor(bits, d);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn feed(
+    d: &mut Decompress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), ErrorKind> {
+    let start_in = d.total_in();
+    loop {
+        let consumed = (d.total_in() - start_in) as usize;
+        let room = limit.saturating_sub(out.len());
+        if out.capacity() == out.len() {
+            // Grow geometrically, but never past the limit (plus one byte to detect overflow).
+            let grow = (out.capacity().max(input.len() * 2).max(4096)).min(room.saturating_add(1));
+            if grow == 0 {
+                return Err(ErrorKind::MessageTooLarge);
+            }
+            out.reserve_exact(grow);
+        }
+        let before_out = out.len();
+        let status = d
+            .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
+            .map_err(|_| ErrorKind::BadCompression)?;
+        if out.len() > limit {
+            return Err(ErrorKind::MessageTooLarge);
+        }
+        let consumed_now = (d.total_in() - start_in) as usize;
+        let all_in = consumed_now == input.len();
+        let output_full = out.len() == out.capacity();
+        match status {
+            // RFC 7692 §7.2.3.3: a final block ends the stream; what follows (our tail) is
+            // ignored and the next message starts a fresh stream.
+            Status::StreamEnd => {
+                d.reset(false);
+                return Ok(());
+            }
+            _ if all_in && !output_full => return Ok(()),
+            _ if consumed_now == consumed && out.len() == before_out && !output_full => {
+                return Err(ErrorKind::BadCompression);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl std::fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deflater")
+            .field("bits", &self.bits)
+            .field("takeover", &self.takeover)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater")
+            .field("bits", &self.bits)
+            .field("takeover", &self.takeover)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agreed(takeover: bool, bits: u8) -> Agreed {
+        Agreed {
+            server_no_context_takeover: !takeover,
+            client_no_context_takeover: !takeover,
+            server_max_window_bits: bits,
+            client_max_window_bits: bits,
+            level: 6,
+            threshold: 0,
+        }
+    }
+
+    #[test]
+    fn rfc_7692_hello_decompresses() {
+        // RFC 7692 §7.2.3.1: "Hello" compressed, without context takeover.
+        let mut inflater = Inflater::new(&agreed(false, 15), false);
+        let mut out = Vec::new();
+        inflater
+            .inflate(
+                &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+                true,
+                &mut out,
+                1 << 20,
+            )
+            .unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn context_takeover_shrinks_a_repeated_message() {
+        // RFC 7692 §7.2.3.2: the second "Hello" refers back to the first.
+        let mut deflater = Deflater::new(&agreed(true, 15), true);
+        let first = deflater.compress(b"Hello");
+        let second = deflater.compress(b"Hello");
+        assert!(second.len() < first.len(), "{first:x?} vs {second:x?}");
+        let mut inflater = Inflater::new(&agreed(true, 15), true);
+        for compressed in [&first, &second] {
+            let mut out = Vec::new();
+            inflater.inflate(compressed, true, &mut out, 100).unwrap();
+            assert_eq!(out, b"Hello");
+        }
+    }
+
+    #[test]
+    fn round_trips_at_every_window_and_mode() {
+        let text: Vec<u8> = (0..50_000)
+            .map(|i| b"abcdefghij"[i % 10] ^ (i / 1000) as u8)
+            .collect();
+        for bits in 9..=15 {
+            for takeover in [false, true] {
+                let a = agreed(takeover, bits);
+                let mut deflater = Deflater::new(&a, true);
+                let mut inflater = Inflater::new(&a, true);
+                for round in 0..3 {
+                    let compressed = deflater.compress(&text);
+                    // Fragment the compressed data into frames of 1000 bytes.
+                    let mut out = Vec::new();
+                    let chunks: Vec<&[u8]> = compressed.chunks(1000).collect();
+                    for (i, chunk) in chunks.iter().enumerate() {
+                        inflater
+                            .inflate(chunk, i + 1 == chunks.len(), &mut out, 1 << 20)
+                            .unwrap();
+                    }
+                    assert_eq!(out, text, "bits {bits} takeover {takeover} round {round}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_message_is_one_zero_byte() {
+        let mut deflater = Deflater::new(&agreed(false, 15), true);
+        let compressed = deflater.compress(b"");
+        assert_eq!(compressed, [0x00]);
+        let mut out = Vec::new();
+        Inflater::new(&agreed(false, 15), true)
+            .inflate(&compressed, true, &mut out, 10)
+            .unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_inflate_bomb_stops_at_the_limit() {
+        let zeros = vec![0u8; 10 << 20];
+        let bomb = Deflater::new(&agreed(false, 15), true).compress(&zeros);
+        assert!(bomb.len() < 20_000);
+        let mut out = Vec::new();
+        let err = Inflater::new(&agreed(false, 15), true)
+            .inflate(&bomb, true, &mut out, 1 << 20)
+            .unwrap_err();
+        assert_eq!(err, ErrorKind::MessageTooLarge);
+        assert!(
+            out.capacity() <= (1 << 20) + 1,
+            "allocated {}",
+            out.capacity()
+        );
+    }
+
+    #[test]
+    fn corrupt_data_is_bad_compression() {
+        let mut out = Vec::new();
+        let err = Inflater::new(&agreed(false, 15), true)
+            .inflate(&[0xff, 0xff, 0xff, 0xff], true, &mut out, 1 << 20)
+            .unwrap_err();
+        assert_eq!(err, ErrorKind::BadCompression);
+    }
+}
