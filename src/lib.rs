@@ -5,6 +5,20 @@
 //! - [`WebSocket`] is a `Stream` of [`Message`]s and a `Sink` for them. It answers pings, echoes
 //!   close frames and fails the connection with the right close code on any violation by itself.
 //! - [`handshake`] is the pure handshake logic on `http` types, usable with any server.
+//! - [`WebSocketLayer`] is tower middleware: one `.layer(...)` gives an existing hyper or tower
+//!   service WebSockets, and everything else passes through untouched.
+//! - `axum` (feature `axum`) is a drop-in replacement for `axum::extract::ws`.
+//! - `typed` (feature `json`) carries serde types as JSON messages.
+//! - [`Shutdown`] closes every open socket with 1001 and refuses new ones with 503.
+//!
+//! All three doors ([`upgrade`], [`WebSocketLayer`], the axum extractor) also accept HTTP/2
+//! WebSockets (RFC 8441 extended `CONNECT`; serve with hyper's
+//! `http2::Builder::enable_connect_protocol()`).
+//!
+//! | Feature | Adds |
+//! |---------|------|
+//! | `axum`  | `tower_ws::axum`: `WebSocketUpgrade`, `WebSocket`, `Message`, ... as in axum 0.8 |
+//! | `json`  | `tower_ws::typed`: `Typed`, a `Stream` + `Sink` of serde types |
 //!
 //! # Examples
 //!
@@ -64,6 +78,15 @@ mod split;
 mod upgrade;
 mod write_buf;
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+pub mod layer;
+mod shutdown;
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub mod typed;
+
 pub use body::Body;
 pub use config::Config;
 #[cfg(feature = "deflate")]
@@ -75,10 +98,12 @@ pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use proto::Role;
 pub use socket::WebSocket;
 pub use split::{ReadHalf, WriteHalf};
-pub use upgrade::{UpgradeFuture, UpgradedWebSocket, upgrade};
+pub use upgrade::{UpgradeFuture, UpgradedWebSocket, is_upgrade_request, upgrade};
 
-/// Checks whether a request asks for a WebSocket upgrade; see [`handshake::is_upgrade_request`].
-pub use handshake::{is_upgrade_request, requested_protocols};
+/// The subprotocols a request offers; see [`handshake::requested_protocols`].
+pub use handshake::requested_protocols;
+pub use layer::WebSocketLayer;
+pub use shutdown::Shutdown;
 
 /// Entry points for the benchmarks and fuzz targets; not part of the API.
 #[doc(hidden)]

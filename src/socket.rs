@@ -140,6 +140,8 @@ struct Core {
     timer: Option<Timer>,
     mask_seed: u64,
     protocol: Option<HeaderValue>,
+    /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
+    shutdown: Option<crate::shutdown::Watch>,
 }
 
 impl<S> WebSocket<S> {
@@ -200,6 +202,7 @@ impl<S> WebSocket<S> {
                 timer: None,
                 mask_seed: if role == Role::Client { seed() } else { 0 },
                 protocol: negotiated.protocol,
+                shutdown: None,
             },
         };
         #[cfg(feature = "deflate")]
@@ -209,6 +212,11 @@ impl<S> WebSocket<S> {
                 .set_inflater(Inflater::new(&agreed, role == Role::Client));
         }
         this
+    }
+
+    /// Closes with 1001 when `watch` fires (see [`Shutdown`](crate::Shutdown)).
+    pub(crate) fn watch_shutdown(&mut self, watch: crate::shutdown::Watch) {
+        self.core.shutdown = Some(watch);
     }
 
     /// The subprotocol agreed in the handshake, if any.
@@ -374,6 +382,23 @@ impl Core {
         loop {
             if self.done {
                 return Poll::Ready(None);
+            }
+            if self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx)) {
+                // RFC 6455 §7.4.1: 1001, the server is going away; queued after what the
+                // application already queued, so nothing sent before is lost.
+                if !self.close_sent {
+                    self.close_sent = true;
+                    self.queue_close(Some(&CloseFrame::new(
+                        CloseCode::AWAY,
+                        "server shutting down",
+                    )));
+                }
+                self.arm_close_timer();
+                if !self.close_received && self.close_timed_out(cx) {
+                    self.done = true;
+                    let _ = Pin::new(&mut *io).poll_shutdown(cx);
+                    return Poll::Ready(Some(Err(ErrorKind::CloseTimeout.into())));
+                }
             }
             if let Some(kind) = self.failure {
                 // RFC 6455 §7.1.7: fail the connection: send the close frame, then close TCP.

@@ -31,7 +31,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
+use http::{Method, Request, Response, Version};
+use hyper::ext::Protocol;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 
@@ -40,6 +41,7 @@ use crate::config::{Config, SocketConfig};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::{self, HandshakeError, HandshakeErrorKind, Negotiated};
 use crate::proto::Role;
+use crate::shutdown::Watch;
 use crate::socket::WebSocket;
 
 /// The WebSocket a hyper server gets from [`upgrade`].
@@ -56,11 +58,14 @@ pub type UpgradedWebSocket = WebSocket<TokioIo<Upgraded>>;
 /// A [`HandshakeError`] when the request breaks a rule of RFC 6455 or of `config` (send
 /// [`HandshakeError::into_response`]), or when the request did not come through a hyper
 /// server connection that can upgrade (500).
+///
+/// Over HTTP/2 (RFC 8441) the request is an extended `CONNECT` with `:protocol` `websocket`
+/// (serve with `http2::Builder::enable_connect_protocol()`), and the response is `200 OK`.
 pub fn upgrade<B>(
     req: &mut Request<B>,
     config: &Config,
 ) -> Result<(Response<Body>, UpgradeFuture), HandshakeError> {
-    let accept = handshake::validate(req, config)?;
+    let accept = validate(req, config)?;
     let on_upgrade = req
         .extensions_mut()
         .remove::<OnUpgrade>()
@@ -68,12 +73,62 @@ pub fn upgrade<B>(
     let response = accept.response();
     Ok((
         response,
-        UpgradeFuture {
-            on_upgrade,
-            config: config.socket(),
-            negotiated: Some(accept.into_negotiated()),
-        },
+        UpgradeFuture::new(on_upgrade, config, accept.into_negotiated()),
     ))
+}
+
+/// [`handshake::validate`] for HTTP/1.1, [`handshake::validate_extended_connect`] for HTTP/2,
+/// with the `:protocol` pseudo-header read from hyper's extension.
+pub(crate) fn validate<B>(
+    req: &Request<B>,
+    config: &Config,
+) -> Result<handshake::Accept, HandshakeError> {
+    if req.version() < Version::HTTP_2 {
+        return handshake::validate(req, config);
+    }
+    // RFC 8441 §4: over HTTP/2 a WebSocket is a CONNECT with `:protocol = websocket`.
+    if req.method() != Method::CONNECT {
+        return Err(HandshakeErrorKind::MethodNotConnect.into());
+    }
+    if !is_extended_connect(req) {
+        return Err(HandshakeErrorKind::NotWebSocketProtocol.into());
+    }
+    handshake::validate_extended_connect(req, config)
+}
+
+/// Whether `req` is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441).
+fn is_extended_connect<B>(req: &Request<B>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Whether `req` asks for a WebSocket, valid or not: an HTTP/1.1 upgrade request
+/// ([`handshake::is_upgrade_request`]) or an HTTP/2 extended `CONNECT` whose `:protocol` is
+/// `websocket` (RFC 8441, read from hyper's `Protocol` extension).
+///
+/// # Examples
+///
+/// ```
+/// let req = http::Request::get("/")
+///     .header("connection", "Upgrade")
+///     .header("upgrade", "websocket")
+///     .body(())
+///     .unwrap();
+/// assert!(tower_ws::is_upgrade_request(&req));
+///
+/// let mut h2 = http::Request::connect("https://example.com/")
+///     .version(http::Version::HTTP_2)
+///     .body(())
+///     .unwrap();
+/// assert!(!tower_ws::is_upgrade_request(&h2));
+/// h2.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+/// assert!(tower_ws::is_upgrade_request(&h2));
+/// ```
+pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    handshake::is_upgrade_request(req) || is_extended_connect(req)
 }
 
 /// Resolves to the [`WebSocket`] once hyper hands over the upgraded connection.
@@ -87,6 +142,24 @@ pub struct UpgradeFuture {
     on_upgrade: OnUpgrade,
     config: SocketConfig,
     negotiated: Option<Negotiated>,
+    shutdown: Option<Watch>,
+}
+
+impl UpgradeFuture {
+    pub(crate) fn new(on_upgrade: OnUpgrade, config: &Config, negotiated: Negotiated) -> Self {
+        Self {
+            on_upgrade,
+            config: config.socket(),
+            negotiated: Some(negotiated),
+            shutdown: None,
+        }
+    }
+
+    /// Registers the socket with a [`Shutdown`](crate::Shutdown) once it exists.
+    pub(crate) fn with_shutdown(mut self, watch: Watch) -> Self {
+        self.shutdown = Some(watch);
+        self
+    }
 }
 
 impl Future for UpgradeFuture {
@@ -95,12 +168,16 @@ impl Future for UpgradeFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let upgraded = ready!(Pin::new(&mut self.on_upgrade).poll(cx))
             .map_err(|e| Error::with_source(ErrorKind::Io, e))?;
-        Poll::Ready(Ok(WebSocket::with_negotiated(
+        let mut ws = WebSocket::with_negotiated(
             TokioIo::new(upgraded),
             Role::Server,
             self.config,
             self.negotiated.take().unwrap_or_default(),
-        )))
+        );
+        if let Some(watch) = self.shutdown.take() {
+            ws.watch_shutdown(watch);
+        }
+        Poll::Ready(Ok(ws))
     }
 }
 

@@ -57,6 +57,10 @@ pub enum HandshakeErrorKind {
     MissingHost,
     /// The `Origin` policy refused the request (403).
     OriginForbidden,
+    /// An HTTP/2 request for a WebSocket did not use the `CONNECT` method (405).
+    MethodNotConnect,
+    /// An HTTP/2 `CONNECT` request whose `:protocol` is not `websocket` (400).
+    NotWebSocketProtocol,
     /// `Sec-WebSocket-Extensions` did not follow the extension-list grammar (400).
     InvalidExtensions,
     /// The request cannot be upgraded: the server connection does not support upgrades (500).
@@ -75,7 +79,7 @@ impl HandshakeError {
     pub const fn status(&self) -> StatusCode {
         use HandshakeErrorKind as K;
         match self.kind {
-            K::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
+            K::MethodNotGet | K::MethodNotConnect => StatusCode::METHOD_NOT_ALLOWED,
             K::NotWebSocketUpgrade | K::MissingVersion | K::UnsupportedVersion => {
                 StatusCode::UPGRADE_REQUIRED
             }
@@ -84,6 +88,7 @@ impl HandshakeError {
             | K::MissingKey
             | K::InvalidKey
             | K::MissingHost
+            | K::NotWebSocketProtocol
             | K::InvalidExtensions => StatusCode::BAD_REQUEST,
             K::OriginForbidden => StatusCode::FORBIDDEN,
             K::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
@@ -111,6 +116,10 @@ impl HandshakeError {
             K::InvalidKey => "`Sec-WebSocket-Key` must be one base64-encoded 16-byte value",
             K::MissingHost => "the `Host` header is missing or invalid",
             K::OriginForbidden => "the request's `Origin` is not allowed to open WebSockets here",
+            K::MethodNotConnect => {
+                "over HTTP/2, WebSocket requests must use the CONNECT method (RFC 8441)"
+            }
+            K::NotWebSocketProtocol => "the `:protocol` pseudo-header must be `websocket`",
             K::InvalidExtensions => "the `Sec-WebSocket-Extensions` header is malformed",
             K::NotUpgradable => {
                 "this connection cannot be upgraded (the server does not support HTTP upgrades)"
@@ -133,7 +142,12 @@ impl HandshakeError {
         );
         match self.status() {
             StatusCode::METHOD_NOT_ALLOWED => {
-                h.insert(ALLOW, HeaderValue::from_static("GET"));
+                let allow = if self.kind == HandshakeErrorKind::MethodNotConnect {
+                    "CONNECT"
+                } else {
+                    "GET"
+                };
+                h.insert(ALLOW, HeaderValue::from_static(allow));
             }
             StatusCode::UPGRADE_REQUIRED => {
                 h.insert(UPGRADE, HeaderValue::from_static("websocket"));

@@ -64,7 +64,8 @@ const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// ```
 #[derive(Debug, Clone)]
 pub struct Accept {
-    accept_key: HeaderValue,
+    /// `None` for an HTTP/2 extended CONNECT (RFC 8441), which has no key.
+    accept_key: Option<HeaderValue>,
     negotiated: Negotiated,
     extensions: Option<HeaderValue>,
 }
@@ -88,26 +89,38 @@ impl Accept {
         self.extensions.as_ref()
     }
 
-    /// The `101 Switching Protocols` response that completes the handshake.
+    /// The response that completes the handshake: `101 Switching Protocols` for HTTP/1.1, or
+    /// `200 OK` for an HTTP/2 extended CONNECT ([`validate_extended_connect`]).
     #[must_use = "the response must be sent for the upgrade to happen"]
     pub fn response(&self) -> Response<Body> {
         let mut res = Response::new(Body::empty());
-        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = res.headers_mut();
-        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(SEC_WEBSOCKET_ACCEPT, self.accept_key.clone());
+        if let Some(key) = &self.accept_key {
+            h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(SEC_WEBSOCKET_ACCEPT, key.clone());
+        }
         if let Some(p) = &self.negotiated.protocol {
             h.insert(SEC_WEBSOCKET_PROTOCOL, p.clone());
         }
         if let Some(e) = &self.extensions {
             h.insert(SEC_WEBSOCKET_EXTENSIONS, e.clone());
         }
+        // RFC 8441 §5: over HTTP/2 a 2xx answers the CONNECT; there is no key or accept.
+        if self.accept_key.is_some() {
+            *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        }
         res
     }
 
     pub(crate) fn into_negotiated(self) -> Negotiated {
         self.negotiated
+    }
+
+    /// Replaces the selected subprotocol (the axum extractor lets the handler choose).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn set_protocol(&mut self, protocol: Option<HeaderValue>) {
+        self.negotiated.protocol = protocol;
     }
 }
 
@@ -202,6 +215,62 @@ pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, Handshak
         Ok(raw) if raw.len() == 16 => {}
         _ => return Err(E::InvalidKey.into()),
     }
+    let accept_key =
+        HeaderValue::try_from(accept_key(key.as_bytes())).expect("base64 is a valid header value");
+    agree(req, config, Some(accept_key))
+}
+
+/// Checks an HTTP/2 WebSocket request (RFC 8441 extended CONNECT) against `config`.
+///
+/// The `:protocol` pseudo-header is not an `http` type, so the caller checks that it is
+/// `websocket` before calling this (for hyper: the `hyper::ext::Protocol` extension;
+/// [`upgrade`](crate::upgrade()) does it). There is no key: the response is `200 OK`.
+///
+/// # Errors
+///
+/// A [`HandshakeError`] naming the first rule the request breaks.
+///
+/// # Examples
+///
+/// ```
+/// let req = http::Request::connect("https://example.com/chat")
+///     .version(http::Version::HTTP_2)
+///     .header("sec-websocket-version", "13")
+///     .body(())
+///     .unwrap();
+/// let accept = tower_ws::handshake::validate_extended_connect(&req, &tower_ws::Config::default())
+///     .unwrap();
+/// assert_eq!(accept.response().status(), 200);
+/// ```
+pub fn validate_extended_connect<B>(
+    req: &Request<B>,
+    config: &Config,
+) -> Result<Accept, HandshakeError> {
+    use HandshakeErrorKind as E;
+    // RFC 8441 §4: a CONNECT request with the :protocol pseudo-header, over HTTP/2 or later.
+    if req.method() != Method::CONNECT {
+        return Err(E::MethodNotConnect.into());
+    }
+    if req.version() < Version::HTTP_2 {
+        return Err(E::HttpVersion.into());
+    }
+    // RFC 8441 §5: Sec-WebSocket-Version keeps its RFC 6455 meaning; Key and Accept are not used.
+    match req.headers().get(SEC_WEBSOCKET_VERSION) {
+        Some(v) if v == "13" => {}
+        Some(_) => return Err(E::UnsupportedVersion.into()),
+        None => return Err(E::MissingVersion.into()),
+    }
+    agree(req, config, None)
+}
+
+/// The checks both handshakes share: host, origin, and the subprotocol choice.
+fn agree<B>(
+    req: &Request<B>,
+    config: &Config,
+    accept_key: Option<HeaderValue>,
+) -> Result<Accept, HandshakeError> {
+    use HandshakeErrorKind as E;
+    let headers = req.headers();
     // RFC 6455 §4.1: the client MUST send Host; §10.2: servers check Origin against it.
     let host = match headers.get(HOST) {
         Some(h) => Some(h.to_str().map_err(|_| E::MissingHost)?),
@@ -234,8 +303,7 @@ pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, Handshak
         }
     }
     Ok(Accept {
-        accept_key: HeaderValue::try_from(accept_key(key.as_bytes()))
-            .expect("base64 is a valid header value"),
+        accept_key,
         negotiated,
         extensions,
     })

@@ -1,0 +1,307 @@
+//! The chat example driven by headless Chromium: two tabs exchange messages through the
+//! browser's own `WebSocket`.
+//!
+//! Needs `chromium` and `chromedriver` (Debian: `apt-get install -y chromium chromium-driver`;
+//! or set `CHROMIUM` and `CHROMEDRIVER` to their paths). Without them the test passes and says,
+//! loudly, that it was skipped. chromedriver's W3C HTTP API is spoken directly, on 127.0.0.1 only.
+
+#[allow(dead_code)]
+#[path = "../examples/chat.rs"]
+mod chat;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// The whole test, browser start-up included, must finish within this.
+const TOTAL: Duration = Duration::from_secs(90);
+/// One chromedriver call.
+const CALL: Duration = Duration::from_secs(30);
+
+fn tool(env: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    path.is_file().then_some(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_example_two_browser_tabs_see_each_others_messages() {
+    let (Some(chromium), Some(chromedriver)) = (
+        tool("CHROMIUM", "/usr/bin/chromium"),
+        tool("CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ) else {
+        eprintln!();
+        eprintln!("**********************************************************************");
+        eprintln!("*** SKIPPED: browser test: chromium / chromedriver not installed   ***");
+        eprintln!("*** (apt-get install -y chromium chromium-driver, or set CHROMIUM   ***");
+        eprintln!("***  and CHROMEDRIVER)                                              ***");
+        eprintln!("**********************************************************************");
+        eprintln!();
+        return;
+    };
+    tokio::time::timeout(TOTAL, run(&chromium, &chromedriver))
+        .await
+        .expect("browser test timed out");
+}
+
+/// Kills and reaps the child, and removes the profile directory, however the test ends.
+struct Cleanup {
+    child: Child,
+    profile: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+async fn run(chromium: &Path, chromedriver: &Path) {
+    // The chat example, in this process.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let chat_addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(chat::run(listener, async {
+        let _ = stop_rx.await;
+    }));
+
+    // chromedriver on a free local port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver_addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let profile = std::env::temp_dir().join(format!("tower-ws-browser-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    std::fs::create_dir_all(&profile).unwrap();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let _cleanup = Cleanup {
+        child,
+        profile: profile.clone(),
+    };
+    let started = Instant::now();
+    loop {
+        if let Ok(status) = call(driver_addr, "GET", "/status", None).await {
+            if status["value"]["ready"] == true {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let caps = json!({
+        "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-quic",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }},
+    });
+    let session = call(driver_addr, "POST", "/session", Some(caps))
+        .await
+        .expect("new session");
+    let id = session["value"]["sessionId"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    let wd = Driver {
+        addr: driver_addr,
+        session: id,
+    };
+    // Ends the browser even if an assertion below fails (chromedriver alone would leave it).
+    let mut session_guard = EndSession {
+        addr: driver_addr,
+        session: wd.session.clone(),
+    };
+
+    async {
+        let page = format!("http://{chat_addr}/");
+        // Tab A.
+        let tab_a = wd.get("/window").await.as_str().unwrap().to_owned();
+        wd.post("/url", json!({ "url": page })).await;
+        wd.wait_for("document.getElementById('status').textContent", "connected")
+            .await;
+        // Tab B.
+        let tab_b = wd.post("/window/new", json!({ "type": "tab" })).await["handle"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        wd.post("/window", json!({ "handle": tab_b })).await;
+        wd.post("/url", json!({ "url": page })).await;
+        wd.wait_for("document.getElementById('status').textContent", "connected")
+            .await;
+
+        wd.say("hello from B").await;
+        wd.wait_for(
+            "document.getElementById('log').textContent",
+            ": hello from B",
+        )
+        .await;
+        wd.post("/window", json!({ "handle": tab_a })).await;
+        wd.wait_for(
+            "document.getElementById('log').textContent",
+            ": hello from B",
+        )
+        .await;
+        wd.say("hi B, this is A").await;
+        wd.post("/window", json!({ "handle": tab_b })).await;
+        wd.wait_for(
+            "document.getElementById('log').textContent",
+            ": hi B, this is A",
+        )
+        .await;
+    }
+    .await;
+
+    let _ = call(
+        driver_addr,
+        "DELETE",
+        &format!("/session/{}", wd.session),
+        None,
+    )
+    .await;
+    let path = format!("/session/{}", wd.session);
+    if call(driver_addr, "DELETE", &path, None).await.is_ok() {
+        session_guard.session.clear();
+    }
+    drop(session_guard);
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}
+
+/// Deletes the chromedriver session (closing the browser) when dropped, blocking briefly.
+struct EndSession {
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Drop for EndSession {
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if self.session.is_empty() {
+            return;
+        }
+        let Ok(mut tcp) = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
+        else {
+            return;
+        };
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.session, self.addr
+        );
+        if tcp.write_all(request.as_bytes()).is_ok() {
+            let _ = tcp.read_to_end(&mut Vec::new());
+        }
+    }
+}
+
+struct Driver {
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Driver {
+    async fn get(&self, path: &str) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        call(self.addr, "GET", &path, None).await.unwrap()["value"].take()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        let mut reply = call(self.addr, "POST", &path, Some(body)).await.unwrap();
+        if let Some(error) = reply["value"].get("error") {
+            panic!("WebDriver {path}: {error}: {}", reply["value"]["message"]);
+        }
+        reply["value"].take()
+    }
+
+    /// Types `text` into the chat box and submits it.
+    async fn say(&self, text: &str) {
+        let script = "const m = document.getElementById('msg'); m.value = arguments[0]; \
+                      document.getElementById('send').click();";
+        self.post("/execute/sync", json!({ "script": script, "args": [text] }))
+            .await;
+    }
+
+    /// Polls `expr` until its text contains `needle` (10 s at most).
+    async fn wait_for(&self, expr: &str, needle: &str) {
+        let script = format!("return {expr};");
+        let started = Instant::now();
+        loop {
+            let value = self
+                .post("/execute/sync", json!({ "script": script, "args": [] }))
+                .await;
+            let text = value.as_str().unwrap_or_default();
+            if text.contains(needle) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{expr}: {needle:?} never appeared in {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// One chromedriver request over a fresh HTTP/1.1 connection.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let res = send.send_request(req).await.map_err(|e| e.to_string())?;
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)))
+    };
+    tokio::time::timeout(CALL, exchange)
+        .await
+        .map_err(|_| "WebDriver call timed out".to_owned())?
+}
