@@ -173,6 +173,6 @@ pub mod __bench {
 }
 
 /// The README's examples, compiled as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "axum", feature = "json"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
