@@ -218,6 +218,14 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
+    /// Whether the shutdown has started: one atomic load, no waker registration.
+    pub(crate) fn fired(&mut self) -> bool {
+        if !self.fired {
+            self.fired = self.inner.token.is_cancelled();
+        }
+        self.fired
+    }
+
     /// Whether the shutdown has started; registers the task to be woken when it does.
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool {
         if !self.fired {

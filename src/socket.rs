@@ -383,7 +383,11 @@ impl Core {
             if self.done {
                 return Poll::Ready(None);
             }
-            if self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx)) {
+            if self
+                .shutdown
+                .as_mut()
+                .is_some_and(crate::shutdown::Watch::fired)
+            {
                 // RFC 6455 §7.4.1: 1001, the server is going away; queued after what the
                 // application already queued, so nothing sent before is lost.
                 if !self.close_sent {
@@ -480,6 +484,12 @@ impl Core {
                         self.read_buf = BytesMut::new();
                     }
                     if self.poll_keepalive(cx) {
+                        continue;
+                    }
+                    // Going to sleep: ask to be woken by a graceful shutdown too (once it
+                    // has fired, the top of the loop has queued the close already).
+                    if !self.close_sent && self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx))
+                    {
                         continue;
                     }
                     #[cfg(feature = "deflate")]
