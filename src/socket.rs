@@ -114,8 +114,9 @@ struct Core {
     decoder: Decoder,
     write: WriteBuf,
     /// permessage-deflate for outgoing messages, when agreed.
+    /// Boxed: most connections never agree to compression and should not pay its size.
     #[cfg(feature = "deflate")]
-    deflater: Option<Deflater>,
+    deflater: Option<Box<Deflater>>,
     /// Fires to release idle compression state (context takeover only).
     #[cfg(feature = "deflate")]
     release_timer: Option<Pin<Box<Sleep>>>,
@@ -185,7 +186,7 @@ impl<S> WebSocket<S> {
                 #[cfg(feature = "deflate")]
                 deflater: negotiated
                     .deflate
-                    .map(|agreed| Deflater::new(&agreed, role == Role::Server)),
+                    .map(|agreed| Box::new(Deflater::new(&agreed, role == Role::Server))),
                 #[cfg(feature = "deflate")]
                 release_timer: None,
                 #[cfg(feature = "deflate")]
@@ -553,7 +554,7 @@ impl Core {
     /// only its LZ77 windows (`1 << window_bits` bytes each way) instead of whole zlib states.
     #[cfg(feature = "deflate")]
     fn poll_release_compression(&mut self, cx: &mut Context<'_>) {
-        let holding = self.deflater.as_ref().is_some_and(Deflater::holds_state)
+        let holding = self.deflater.as_ref().is_some_and(|d| d.holds_state())
             || self.decoder.inflater_mut().is_some_and(|i| i.holds_state());
         if !holding {
             self.release_timer = None;

@@ -55,8 +55,9 @@ pub(crate) struct Decoder {
     /// The message in progress is compressed (RSV1 on its first frame).
     compressed: bool,
     /// permessage-deflate, when agreed.
+    /// Boxed: most connections never agree to compression and should not pay its size.
     #[cfg(feature = "deflate")]
-    inflater: Option<Inflater>,
+    inflater: Option<Box<Inflater>>,
     /// The inflated message so far.
     #[cfg(feature = "deflate")]
     inflated: Vec<u8>,
@@ -84,13 +85,13 @@ impl Decoder {
     /// Accepts compressed messages from here on (permessage-deflate was agreed).
     #[cfg(feature = "deflate")]
     pub(crate) fn set_inflater(&mut self, inflater: Inflater) {
-        self.inflater = Some(inflater);
+        self.inflater = Some(Box::new(inflater));
     }
 
     /// The inflater, when permessage-deflate was agreed.
     #[cfg(feature = "deflate")]
     pub(crate) fn inflater_mut(&mut self) -> Option<&mut Inflater> {
-        self.inflater.as_mut()
+        self.inflater.as_deref_mut()
     }
 
     fn compression_agreed(&self) -> bool {
