@@ -694,13 +694,8 @@ impl Core {
             Message::Ping(data) => self.queue(OpCode::Ping, &data),
             Message::Pong(data) => self.queue(OpCode::Pong, &data),
             Message::Close(frame) => {
-                if let Some(f) = &frame {
-                    if !f.code.is_sendable() || f.reason.len() > 123 {
-                        return Err(ErrorKind::InvalidMessage.into());
-                    }
-                }
+                self.try_queue_close(frame.as_ref())?;
                 self.close_sent = true;
-                self.queue_close(frame.as_ref());
             }
         }
         Ok(())
@@ -781,11 +776,19 @@ impl Core {
         self.write.push_frame(opcode, true, false, payload, mask);
     }
 
-    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+    /// Queues a close frame the application built; refuses codes that may not be sent and
+    /// reasons over 123 bytes.
+    fn try_queue_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
         let mut payload = BytesMut::new();
-        // Frames reaching here were checked (or built by us), so encoding cannot fail.
-        let _ = proto::close::encode(frame, &mut payload);
+        proto::close::encode(frame, &mut payload)?;
         self.queue(OpCode::Close, &payload.freeze());
+        Ok(())
+    }
+
+    /// Queues a close frame built by the socket itself (always valid).
+    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        let queued = self.try_queue_close(frame);
+        debug_assert!(queued.is_ok(), "the socket built an invalid close frame");
     }
 
     fn next_mask(&mut self) -> Option<[u8; 4]> {

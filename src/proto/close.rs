@@ -26,7 +26,11 @@ pub(crate) fn parse(mut payload: Bytes) -> Result<Option<CloseFrame>, ErrorKind>
     }
 }
 
-/// Encodes a close payload to send; `None` when the frame cannot be sent as it is.
+/// Encodes a close payload to send.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidMessage`] for a code that may not be sent or a reason over 123 bytes.
 pub(crate) fn encode(frame: Option<&CloseFrame>, out: &mut BytesMut) -> Result<(), ErrorKind> {
     let Some(frame) = frame else {
         return Ok(());
