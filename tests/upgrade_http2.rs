@@ -80,3 +80,36 @@ fn upgrade_refuses_http2_connect_without_the_websocket_protocol() {
     let err = tower_ws::upgrade(&mut req, &Config::default()).unwrap_err();
     assert_eq!(err.status(), 500);
 }
+
+#[cfg(feature = "deflate")]
+#[test]
+fn permessage_deflate_is_negotiated_over_http2_too() {
+    let req = Request::connect("https://example.com/")
+        .version(http::Version::HTTP_2)
+        .header("sec-websocket-version", "13")
+        .header(
+            "sec-websocket-extensions",
+            "permessage-deflate; client_max_window_bits",
+        )
+        .body(())
+        .unwrap();
+    let config = Config::default().deflate(Some(
+        tower_ws::DeflateConfig::default().server_max_window_bits(12),
+    ));
+    let accept = tower_ws::handshake::validate_extended_connect(&req, &config).unwrap();
+    let response = accept.response();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["sec-websocket-extensions"],
+        "permessage-deflate; server_max_window_bits=12"
+    );
+    // Without the policy the offer is declined.
+    let accept = tower_ws::handshake::validate_extended_connect(&req, &Config::default()).unwrap();
+    assert!(
+        accept
+            .response()
+            .headers()
+            .get("sec-websocket-extensions")
+            .is_none()
+    );
+}
