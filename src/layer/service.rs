@@ -88,7 +88,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         if !upgrade::is_upgrade_request(&req) {
-            req.extensions_mut().insert(self.settings.clone());
+            // Untouched: not even an extension is added to plain HTTP traffic.
             return ResponseFuture::inner(self.inner.call(req));
         }
         let shutdown = self.settings.shutdown.clone();
