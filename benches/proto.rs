@@ -6,7 +6,9 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use tower_ws::__bench::{apply_mask, apply_mask_bytewise, decode_all, masked_frames};
+use tower_ws::__bench::{
+    apply_mask, apply_mask_bytewise, decode_all, decode_chunks, masked_frames, masked_mixed_text,
+};
 
 fn masking(c: &mut Criterion) {
     let mut g = c.benchmark_group("mask");
@@ -35,6 +37,13 @@ fn decoding(c: &mut Criterion) {
         g.throughput(Throughput::Bytes((size * count) as u64));
         g.bench_function(name, |b| b.iter(|| decode_all(black_box(&input))));
     }
+    // Text with a two-byte character in every 17 bytes, arriving in 4 KiB reads: the
+    // incremental UTF-8 path (the wsbench `h` scenario's shape).
+    let input = masked_mixed_text(64 << 10, 4);
+    g.throughput(Throughput::Bytes(input.len() as u64));
+    g.bench_function("mixed-text-64KiB-in-4KiB-reads", |b| {
+        b.iter(|| decode_chunks(black_box(&input), 4096))
+    });
     g.finish();
 }
 

@@ -126,6 +126,25 @@ pub mod __bench {
 
     /// `count` masked client frames of `size` bytes (ASCII text or binary).
     pub fn masked_frames(size: usize, count: usize, text: bool) -> Vec<u8> {
+        masked_frames_with(size, count, text, |j| b'a' + (j % 26) as u8)
+    }
+
+    /// `count` masked text frames of about `size` bytes, one in 16 characters a two-byte `é`.
+    pub fn masked_mixed_text(size: usize, count: usize) -> Vec<u8> {
+        masked_frames_with(size, count, true, |j| match j % 17 {
+            15 => 0xc3,
+            16 => 0xa9,
+            k => b'a' + k as u8,
+        })
+    }
+
+    fn masked_frames_with(
+        size: usize,
+        count: usize,
+        text: bool,
+        byte: impl Fn(usize) -> u8,
+    ) -> Vec<u8> {
+        let size = size - size % 17;
         let mut out = Vec::new();
         for i in 0..count {
             let key = [i as u8, 0x5a, 0xa5, 0x3c];
@@ -139,7 +158,7 @@ pub mod __bench {
             };
             out.extend_from_slice(header.encode().as_slice());
             let start = out.len();
-            out.extend((0..size).map(|j| b'a' + (j % 26) as u8));
+            out.extend((0..size).map(&byte));
             crate::proto::apply_mask(&mut out[start..], key);
         }
         out

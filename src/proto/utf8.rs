@@ -1,5 +1,11 @@
 //! Incremental UTF-8 validation: fails at the first invalid byte even when a code point is split
 //! across reads or fragments.
+//!
+//! The work is done by `simdutf8`'s `compat` API (SIMD, with std's error semantics): on mixed
+//! text it is several times faster than `std::str::from_utf8`, which made text echo 6x slower
+//! than binary echo in the wsbench `h` scenario.
+
+use simdutf8::compat::from_utf8;
 
 /// Validates a text message fed in pieces of any size.
 #[derive(Debug, Default, Clone, Copy)]
@@ -24,7 +30,7 @@ impl Utf8Validator {
             let take = (self.needed as usize - have).min(data.len());
             self.partial[have..have + take].copy_from_slice(&data[..take]);
             self.partial_len += take as u8;
-            match std::str::from_utf8(&self.partial[..self.partial_len as usize]) {
+            match from_utf8(&self.partial[..self.partial_len as usize]) {
                 Ok(_) => {
                     self.partial_len = 0;
                     data = &data[take..];
@@ -34,7 +40,7 @@ impl Utf8Validator {
                 Err(_) => return Err(InvalidUtf8),
             }
         }
-        match std::str::from_utf8(data) {
+        match from_utf8(data) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
             Err(e) => {
