@@ -42,7 +42,7 @@ fn decoding(c: &mut Criterion) {
     let input = masked_mixed_text(64 << 10, 4);
     g.throughput(Throughput::Bytes(input.len() as u64));
     g.bench_function("mixed-text-64KiB-in-4KiB-reads", |b| {
-        b.iter(|| decode_chunks(black_box(&input), 4096))
+        b.iter(|| decode_chunks(black_box(&input), 4096));
     });
     g.finish();
 }

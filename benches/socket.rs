@@ -14,7 +14,7 @@ use tower_ws::{Config, Message, Role, WebSocket};
 async fn round_trip(count: usize, size: usize) {
     let (a, b) = tokio::io::duplex(256 * 1024);
     let mut server = WebSocket::from_raw(a, Role::Server, &Config::default());
-    let mut client = WebSocket::from_raw(b, Role::Client, &Config::default());
+    let client = WebSocket::from_raw(b, Role::Client, &Config::default());
     let echo = tokio::spawn(async move {
         while let Some(Ok(msg)) = server.next().await {
             if msg.is_binary() && server.feed(msg).await.is_err() {
