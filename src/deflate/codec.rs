@@ -105,17 +105,7 @@ pub(crate) struct Deflater {
 impl Deflater {
     /// The compressor of the side that sends with `server` window and context settings.
     pub(crate) fn new(agreed: &Agreed, server: bool) -> Self {
-        let (bits, no_takeover) = if server {
-            (
-                agreed.server_max_window_bits,
-                agreed.server_no_context_takeover,
-            )
-        } else {
-            (
-                agreed.client_max_window_bits,
-                agreed.client_no_context_takeover,
-            )
-        };
+        let (bits, no_takeover) = agreed.sender(server);
         Self {
             level: agreed.level,
             // zlib-rs, like zlib, cannot compress with 8 bits; negotiation never agrees to it
@@ -210,17 +200,7 @@ pub(crate) struct Inflater {
 impl Inflater {
     /// The decompressor for messages from the side whose settings are `server` or client.
     pub(crate) fn new(agreed: &Agreed, from_server: bool) -> Self {
-        let (bits, no_takeover) = if from_server {
-            (
-                agreed.server_max_window_bits,
-                agreed.server_no_context_takeover,
-            )
-        } else {
-            (
-                agreed.client_max_window_bits,
-                agreed.client_no_context_takeover,
-            )
-        };
+        let (bits, no_takeover) = agreed.sender(from_server);
         Self {
             // A window at least as large as the sender's is always enough; zlib-rs needs 9+.
             bits: bits.max(9),

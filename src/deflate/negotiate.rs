@@ -20,6 +20,18 @@ pub(crate) struct Agreed {
     pub(crate) threshold: usize,
 }
 
+impl Agreed {
+    /// The window bits and `no_context_takeover` that apply to what the server (`true`) or the
+    /// client (`false`) sends.
+    pub(crate) const fn sender(&self, server: bool) -> (u8, bool) {
+        if server {
+            (self.server_max_window_bits, self.server_no_context_takeover)
+        } else {
+            (self.client_max_window_bits, self.client_no_context_takeover)
+        }
+    }
+}
+
 /// The header is not a valid extension list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SyntaxError;
