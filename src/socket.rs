@@ -225,6 +225,23 @@ impl<S> WebSocket<S> {
         self.core.protocol.as_ref()
     }
 
+    /// Bytes queued to be written and not yet taken by the connection: messages fed or sent,
+    /// and the pongs and close frames the socket queued by itself (like the browser's
+    /// `bufferedAmount`). It never passes `max_write_buffer_size` plus one message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::{Config, Role, WebSocket};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(1024);
+    /// let ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+    /// assert_eq!(ws.buffered_amount(), 0);
+    /// ```
+    pub fn buffered_amount(&self) -> usize {
+        self.core.write.len()
+    }
+
     /// A shared reference to the underlying connection.
     pub fn get_ref(&self) -> &S {
         &self.io
