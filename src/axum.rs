@@ -456,8 +456,10 @@ impl Sink<Message> for WebSocket {
         Pin::new(&mut self.inner).poll_flush(cx).map_err(Error::new)
     }
 
+    /// Sends a close frame (code 1000, unless one was sent already) and flushes, as axum's
+    /// does; the peer's reply, and anything it sends before it, still arrive on the stream.
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.inner).poll_close(cx).map_err(Error::new)
+        self.inner.poll_close_msg(cx, false).map_err(Error::new)
     }
 }
 

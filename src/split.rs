@@ -1,9 +1,9 @@
 //! The two halves of [`WebSocket::split`](crate::WebSocket::split).
 //!
 //! Both halves share the connection behind a mutex that is held only inside a poll, never
-//! across an await. The connection is always polled with a waker that wakes *both* halves'
-//! tasks: a single connection keeps one waker per direction, so without this the read half
-//! (which writes pongs) could take the write half's wake-up and leave it asleep.
+//! across an await. Neither half can take the other's wake-up: the socket itself polls its
+//! connection with a waker that wakes both the receiving and the sending task (which is also
+//! what makes `futures_util::StreamExt::split` or an `Arc<Mutex<WebSocket>>` safe).
 //!
 //! # Examples
 //!
@@ -25,9 +25,8 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
-use futures_util::task::AtomicWaker;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -35,28 +34,8 @@ use crate::error::Error;
 use crate::message::Message;
 use crate::socket::WebSocket;
 
-/// Wakes whichever halves are waiting.
-#[derive(Default)]
-struct Wakers {
-    read: AtomicWaker,
-    write: AtomicWaker,
-}
-
-impl Wake for Wakers {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.read.wake();
-        self.write.wake();
-    }
-}
-
 struct Shared<S> {
     ws: Mutex<WebSocket<S>>,
-    wakers: Arc<Wakers>,
-    waker: Waker,
 }
 
 impl<S> Shared<S> {
@@ -70,12 +49,7 @@ impl<S> Shared<S> {
 }
 
 pub(crate) fn split<S>(ws: WebSocket<S>) -> (WriteHalf<S>, ReadHalf<S>) {
-    let wakers = Arc::new(Wakers::default());
-    let shared = Arc::new(Shared {
-        ws: Mutex::new(ws),
-        waker: Waker::from(wakers.clone()),
-        wakers,
-    });
+    let shared = Arc::new(Shared { ws: Mutex::new(ws) });
     (
         WriteHalf {
             shared: shared.clone(),
@@ -159,11 +133,7 @@ where
     type Item = Result<Message, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let shared = &self.shared;
-        shared.wakers.read.register(cx.waker());
-        shared
-            .lock()
-            .poll_next_msg(&mut Context::from_waker(&shared.waker))
+        self.shared.lock().poll_next_msg(cx)
     }
 }
 
@@ -174,11 +144,7 @@ where
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let shared = &self.shared;
-        shared.wakers.write.register(cx.waker());
-        shared
-            .lock()
-            .poll_ready_msg(&mut Context::from_waker(&shared.waker))
+        self.shared.lock().poll_ready_msg(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
@@ -186,19 +152,11 @@ where
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let shared = &self.shared;
-        shared.wakers.write.register(cx.waker());
-        shared
-            .lock()
-            .poll_flush_msg(&mut Context::from_waker(&shared.waker))
+        self.shared.lock().poll_flush_msg(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let shared = &self.shared;
-        shared.wakers.write.register(cx.waker());
-        shared
-            .lock()
-            .poll_close_msg(&mut Context::from_waker(&shared.waker), false)
+        self.shared.lock().poll_close_msg(cx, false)
     }
 }
 

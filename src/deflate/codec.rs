@@ -142,6 +142,13 @@ impl Deflater {
 
     /// Compresses one whole message (RFC 7692 §7.2.1): deflate, sync flush, drop the tail.
     pub(crate) fn compress(&mut self, input: &[u8]) -> Vec<u8> {
+        if input.is_empty() {
+            // RFC 7692 §7.2.3.6: an empty message is a single 0x00 byte (with the tail the
+            // receiver appends, an empty stored block). The compressor is left alone: after
+            // the previous sync flush it sits on a byte boundary, and a second flush with no
+            // input would only be refused (zlib's buffer error) and leave nothing to strip.
+            return vec![0];
+        }
         let mut c = match self.kept.take() {
             Some(c) => c,
             None => {
@@ -163,16 +170,20 @@ impl Deflater {
             let before_out = out.len();
             // Compression of in-memory data into a growing Vec cannot fail.
             let _ = c.compress_vec(&input[consumed..], &mut out, FlushCompress::Sync);
-            let done = (c.total_in() - start_in) as usize == input.len();
-            // The flush is complete once zlib stops filling the output.
-            if done && out.len() - before_out < out.capacity() - before_out && out.ends_with(&TAIL)
-            {
+            let all_in = (c.total_in() - start_in) as usize == input.len();
+            let produced = out.len() - before_out;
+            // The flush is complete once zlib stops filling the output; a call that moves
+            // nothing either way has nothing left to give.
+            let room_left = produced < out.capacity() - before_out;
+            let stuck = produced == 0 && (c.total_in() - start_in) as usize == consumed;
+            if (all_in && room_left && out.ends_with(&TAIL)) || stuck {
                 break;
             }
         }
-        out.truncate(out.len() - TAIL.len());
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
         if out.is_empty() {
-            // RFC 7692 §7.2.3.6: an empty message compresses to a single 0x00 byte.
             out.push(0);
         }
         if self.takeover {
@@ -195,6 +206,8 @@ pub(crate) struct Inflater {
     history: History,
     /// A message is being inflated (its decompressor cannot be released).
     mid_message: bool,
+    /// Where the output not yet pushed into `history` starts.
+    saved: usize,
 }
 
 impl Inflater {
@@ -208,6 +221,7 @@ impl Inflater {
             current: None,
             history: History::default(),
             mid_message: false,
+            saved: 0,
         }
     }
 
@@ -246,7 +260,9 @@ impl Inflater {
         limit: usize,
     ) -> Result<(), ErrorKind> {
         let bits = self.bits;
-        let start = if self.mid_message { 0 } else { out.len() };
+        if !self.mid_message {
+            self.saved = out.len();
+        }
         self.mid_message = !fin;
         let d = match &mut self.current {
             Some(d) => d,
@@ -260,22 +276,35 @@ impl Inflater {
                 self.current.insert(d)
             }
         };
-        let result = feed(d, input, out, limit).and_then(|()| {
-            if fin {
-                feed(d, &TAIL, out, limit)
-            } else {
-                Ok(())
+        let result = match feed(d, input, out, limit) {
+            Ok(false) if fin => feed(d, &TAIL, out, limit),
+            other => other,
+        };
+        let ended = match result {
+            Ok(ended) => ended,
+            Err(e) => {
+                // The stream is broken; do not pool it.
+                self.current = None;
+                return Err(e);
             }
-        });
-        if result.is_err() {
-            // The stream is broken; do not pool it.
-            self.current = None;
-            return result;
+        };
+        if ended {
+            // RFC 7692 §7.2.3.3: a block with BFINAL ends the DEFLATE stream, and what follows
+            // in this frame is ignored, but with context takeover the next message may still
+            // refer to everything inflated so far: start a new stream over the same window.
+            if self.takeover {
+                self.history.push(&out[self.saved..], bits);
+                self.saved = out.len();
+            }
+            d.reset(false);
+            if self.takeover && !self.history.bytes.is_empty() {
+                d.set_dictionary(&self.history.bytes)
+                    .map_err(|_| ErrorKind::BadCompression)?;
+            }
         }
         if fin {
             if self.takeover {
-                // `out` holds the whole message (from `start` if it began in this call).
-                self.history.push(&out[start..], bits);
+                self.history.push(&out[self.saved..], bits);
             } else if let Some(d) = self.current.take() {
                 give_decompressor(bits, d);
             }
@@ -284,12 +313,13 @@ impl Inflater {
     }
 }
 
+/// Inflates `input` into `out`; `Ok(true)` if the DEFLATE stream ended (a block with BFINAL).
 fn feed(
     d: &mut Decompress,
     input: &[u8],
     out: &mut Vec<u8>,
     limit: usize,
-) -> Result<(), ErrorKind> {
+) -> Result<bool, ErrorKind> {
     let start_in = d.total_in();
     loop {
         let consumed = (d.total_in() - start_in) as usize;
@@ -313,13 +343,8 @@ fn feed(
         let all_in = consumed_now == input.len();
         let output_full = out.len() == out.capacity();
         match status {
-            // RFC 7692 §7.2.3.3: a final block ends the stream; what follows (our tail) is
-            // ignored and the next message starts a fresh stream.
-            Status::StreamEnd => {
-                d.reset(false);
-                return Ok(());
-            }
-            _ if all_in && !output_full => return Ok(()),
+            Status::StreamEnd => return Ok(true),
+            _ if all_in && !output_full => return Ok(false),
             _ if consumed_now == consumed && out.len() == before_out && !output_full => {
                 return Err(ErrorKind::BadCompression);
             }
@@ -478,5 +503,61 @@ mod tests {
             .inflate(&[0xff, 0xff, 0xff, 0xff], true, &mut out, 1 << 20)
             .unwrap_err();
         assert_eq!(err, ErrorKind::BadCompression);
+    }
+
+    /// Runs `f` on another thread; fails instead of hanging if it does not return in time.
+    fn within_secs<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(secs))
+            .expect("did not return in time (spinning?)")
+    }
+
+    #[test]
+    fn an_empty_message_after_a_compressed_one_keeps_the_context() {
+        // Regression: with context takeover, a second sync flush with no input makes zlib
+        // return a buffer error, and `compress` waited forever for a tail.
+        within_secs(10, || {
+            let a = agreed(true, 15);
+            let mut deflater = Deflater::new(&a, true);
+            let mut inflater = Inflater::new(&a, true);
+            let hello = b"hello hello hello hello".as_slice();
+            for msg in [hello, b"", b"", hello, b""] {
+                let compressed = deflater.compress(msg);
+                let mut out = Vec::new();
+                inflater
+                    .inflate(&compressed, true, &mut out, 1 << 20)
+                    .unwrap();
+                assert_eq!(out, msg);
+            }
+        });
+    }
+
+    #[test]
+    fn a_final_block_ends_the_stream_but_not_the_context() {
+        // Regression: a decompressor that saw BFINAL was reset without its window, so a peer
+        // that ends messages with BFINAL (RFC 7692 §7.2.3.3) broke the next message.
+        let text = b"the quick brown fox jumps over the lazy dog";
+        let mut first = Vec::with_capacity(256);
+        Compress::new(Compression::new(6), false)
+            .compress_vec(text, &mut first, FlushCompress::Finish)
+            .unwrap();
+        // The second message is a new stream that refers back to the first.
+        let mut c = Compress::new(Compression::new(6), false);
+        c.set_dictionary(text).unwrap();
+        let mut second = Vec::with_capacity(256);
+        c.compress_vec(text, &mut second, FlushCompress::Sync)
+            .unwrap();
+        assert!(second.ends_with(&TAIL));
+        second.truncate(second.len() - TAIL.len());
+        assert!(second.len() < 10, "refers back: {second:x?}");
+        let mut inflater = Inflater::new(&agreed(true, 15), true);
+        for (i, message) in [&first, &second, &second].into_iter().enumerate() {
+            let mut out = Vec::new();
+            inflater.inflate(message, true, &mut out, 1 << 20).unwrap();
+            assert_eq!(out, text, "message {i}");
+        }
     }
 }

@@ -65,6 +65,10 @@ pub(crate) fn negotiate<'a>(
 
 /// RFC 7692 §5: decline an offer with unknown or repeated parameters or invalid values.
 fn accept(params: &[Param<'_>], policy: &DeflateConfig) -> Option<Agreed> {
+    // The policy's public fields can be set past the setters' clamps: clamp them here, where
+    // they turn into zlib parameters (zlib asserts on a window of 16 or a level of 10).
+    let policy_server_bits = policy.server_max_window_bits.clamp(9, 15);
+    let policy_client_bits = policy.client_max_window_bits.clamp(8, 15);
     let mut server_nct = false;
     let mut client_nct = false;
     let mut server_bits: Option<u8> = None;
@@ -89,13 +93,13 @@ fn accept(params: &[Param<'_>], policy: &DeflateConfig) -> Option<Agreed> {
         // zlib cannot compress with a 256-byte window (it silently uses 512), so a client
         // that insists on 8 would get data it cannot inflate: decline instead.
         Some(8) => return None,
-        Some(bits) => bits.min(policy.server_max_window_bits),
-        None => policy.server_max_window_bits,
+        Some(bits) => bits.min(policy_server_bits),
+        None => policy_server_bits,
     };
     // RFC 7692 §7.1.2.2: without `client_max_window_bits` in the offer the server must not
     // limit the client's window.
     let client_max_window_bits = match client_bits {
-        Some(offered) => offered.unwrap_or(15).min(policy.client_max_window_bits),
+        Some(offered) => offered.unwrap_or(15).min(policy_client_bits),
         None => 15,
     };
     Some(Agreed {
@@ -103,7 +107,7 @@ fn accept(params: &[Param<'_>], policy: &DeflateConfig) -> Option<Agreed> {
         client_no_context_takeover: client_nct || policy.client_no_context_takeover,
         server_max_window_bits,
         client_max_window_bits,
-        level: policy.level,
+        level: policy.level.min(9),
         threshold: policy.threshold,
     })
 }
@@ -184,9 +188,7 @@ fn parse_list(text: &str) -> Result<Vec<(&str, Vec<Param<'_>>)>, SyntaxError> {
             return Err(SyntaxError);
         }
     }
-    if out.is_empty() {
-        return Err(SyntaxError);
-    }
+    // An empty field (or only commas) offers nothing: no compression, not a bad request.
     Ok(out)
 }
 
@@ -398,5 +400,42 @@ mod tests {
         let (agreed, h) = run(&["permessage-deflate"], &policy).unwrap().unwrap();
         assert_eq!(agreed.client_max_window_bits, 15);
         assert!(!h.contains("client_max_window_bits"));
+    }
+
+    #[test]
+    fn an_empty_field_is_no_offer() {
+        // Regression: an empty header was refused with 400 instead of meaning "no offer".
+        for field in ["", " ", ",", " , ,"] {
+            let values = [HeaderValue::from_static(field)];
+            assert_eq!(
+                negotiate(values.iter(), &DeflateConfig::default()),
+                Ok(None),
+                "{field:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_policy_fields_are_clamped() {
+        // Regression: the public fields skipped the setters' clamps, and a window of 16 or a
+        // level of 10 reached zlib's asserts.
+        let mut policy = DeflateConfig {
+            server_max_window_bits: 16,
+            client_max_window_bits: 0,
+            level: 200,
+            ..DeflateConfig::default()
+        };
+        let (agreed, _) = run(&["permessage-deflate; client_max_window_bits"], &policy)
+            .unwrap()
+            .unwrap();
+        assert_eq!(agreed.server_max_window_bits, 15);
+        assert_eq!(agreed.client_max_window_bits, 8);
+        assert_eq!(agreed.level, 9);
+        policy.server_max_window_bits = 3;
+        let (agreed, _) = run(&["permessage-deflate"], &policy).unwrap().unwrap();
+        assert_eq!(agreed.server_max_window_bits, 9);
+        // And zlib takes them.
+        let mut deflater = crate::deflate::Deflater::new(&agreed, true);
+        assert!(!deflater.compress(b"hello hello hello").is_empty());
     }
 }

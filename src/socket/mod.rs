@@ -46,6 +46,14 @@ use crate::message::{CloseCode, CloseFrame, Message};
 use crate::proto::{self, Decoder, Limits, OpCode, Role};
 use crate::write_buf::{MAX_SLICES, WriteBuf};
 
+mod mask_keys;
+mod read_pool;
+mod wake;
+
+use mask_keys::MaskKeys;
+use read_pool::ReadBuf;
+use wake::Fanout;
+
 /// An idle connection keeps at most this much write buffer.
 const KEEP_WRITE_CAPACITY: usize = 4096;
 /// With context takeover, compression state idle this long goes back to the pool, leaving only
@@ -88,6 +96,7 @@ const MAX_READ_RESERVE: usize = 1 << 20;
 pub struct WebSocket<S> {
     io: S,
     core: Core,
+    wake: Fanout,
 }
 
 /// What happens when the keepalive or close timer fires.
@@ -110,7 +119,7 @@ struct Timer {
 struct Core {
     role: Role,
     cfg: SocketConfig,
-    read_buf: BytesMut,
+    read: ReadBuf,
     decoder: Decoder,
     write: WriteBuf,
     /// permessage-deflate for outgoing messages, when agreed.
@@ -139,7 +148,10 @@ struct Core {
     /// Any frame since the last keepalive tick.
     seen: bool,
     timer: Option<Timer>,
-    mask_seed: u64,
+    /// A pong for the most recent ping, not yet queued (RFC 6455 §5.5.3).
+    owed_pong: Option<Bytes>,
+    /// Client role: the source of masking keys.
+    mask: Option<Box<MaskKeys>>,
     protocol: Option<HeaderValue>,
     /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
     shutdown: Option<crate::shutdown::Watch>,
@@ -178,10 +190,11 @@ impl<S> WebSocket<S> {
         #[allow(unused_mut)]
         let mut this = Self {
             io,
+            wake: Fanout::new(),
             core: Core {
                 role,
                 cfg,
-                read_buf: BytesMut::new(),
+                read: ReadBuf::default(),
                 decoder: Decoder::new(role, limits, accept_unmasked),
                 #[cfg(feature = "deflate")]
                 deflater: negotiated
@@ -201,7 +214,8 @@ impl<S> WebSocket<S> {
                 pending_close: None,
                 seen: false,
                 timer: None,
-                mask_seed: if role == Role::Client { seed() } else { 0 },
+                owed_pong: None,
+                mask: (role == Role::Client).then(|| Box::new(MaskKeys::new())),
                 protocol: negotiated.protocol,
                 shutdown: None,
             },
@@ -269,7 +283,7 @@ where
     ///
     /// This method is cancel safe: if it is dropped before completing, no message is lost.
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        poll_fn(|cx| self.core.poll_next(&mut self.io, cx)).await
+        poll_fn(|cx| self.poll_next_msg(cx)).await
     }
 
     /// Sends a message and flushes it (and everything queued before it).
@@ -285,9 +299,9 @@ where
     /// If cancelled after the message was queued, it is still written by the next flush, send
     /// or poll of the stream.
     pub async fn send(&mut self, msg: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.core.poll_ready(&mut self.io, cx)).await?;
+        poll_fn(|cx| self.poll_ready_msg(cx)).await?;
         self.core.start_send(msg)?;
-        poll_fn(|cx| self.core.poll_flush(&mut self.io, cx)).await
+        poll_fn(|cx| self.poll_flush_msg(cx)).await
     }
 
     /// Sends a message and flushes, without compressing it even when permessage-deflate was
@@ -301,9 +315,9 @@ where
     ///
     /// As [`send`](WebSocket::send).
     pub async fn send_uncompressed(&mut self, msg: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.core.poll_ready(&mut self.io, cx)).await?;
+        poll_fn(|cx| self.poll_ready_msg(cx)).await?;
         self.core.start_send_with(msg, false)?;
-        poll_fn(|cx| self.core.poll_flush(&mut self.io, cx)).await
+        poll_fn(|cx| self.poll_flush_msg(cx)).await
     }
 
     /// Starts the close handshake with `code` and `reason`, then waits (up to the configured
@@ -331,7 +345,7 @@ where
             self.core
                 .start_send(Message::Close(Some(CloseFrame::new(code, reason))))?;
         }
-        poll_fn(|cx| self.core.poll_close(&mut self.io, cx, true)).await
+        poll_fn(|cx| self.poll_close_msg(cx, true)).await
     }
 
     /// Splits the connection into a read half and a write half that can be used from two tasks.
@@ -364,11 +378,13 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
-        self.core.poll_next(&mut self.io, cx)
+        let mut cx = self.wake.reader(cx);
+        self.core.poll_next(&mut self.io, &mut cx)
     }
 
     pub(crate) fn poll_ready_msg(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.core.poll_ready(&mut self.io, cx)
+        let mut cx = self.wake.writer(cx);
+        self.core.poll_ready(&mut self.io, &mut cx)
     }
 
     pub(crate) fn start_send_msg(&mut self, msg: Message) -> Result<(), Error> {
@@ -376,7 +392,8 @@ where
     }
 
     pub(crate) fn poll_flush_msg(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.core.poll_flush(&mut self.io, cx)
+        let mut cx = self.wake.writer(cx);
+        self.core.poll_flush(&mut self.io, &mut cx)
     }
 
     pub(crate) fn poll_close_msg(
@@ -384,7 +401,8 @@ where
         cx: &mut Context<'_>,
         await_reply: bool,
     ) -> Poll<Result<(), Error>> {
-        self.core.poll_close(&mut self.io, cx, await_reply)
+        let mut cx = self.wake.writer(cx);
+        self.core.poll_close(&mut self.io, &mut cx, await_reply)
     }
 }
 
@@ -401,26 +419,18 @@ impl Core {
             if self.done {
                 return Poll::Ready(None);
             }
-            if self
-                .shutdown
-                .as_mut()
-                .is_some_and(crate::shutdown::Watch::fired)
+            if !self.close_sent
+                && self
+                    .shutdown
+                    .as_mut()
+                    .is_some_and(crate::shutdown::Watch::fired)
             {
                 // RFC 6455 §7.4.1: 1001, the server is going away; queued after what the
                 // application already queued, so nothing sent before is lost.
-                if !self.close_sent {
-                    self.close_sent = true;
-                    self.queue_close(Some(&CloseFrame::new(
-                        CloseCode::AWAY,
-                        "server shutting down",
-                    )));
-                }
-                self.arm_close_timer();
-                if !self.close_received && self.close_timed_out(cx) {
-                    self.done = true;
-                    let _ = Pin::new(&mut *io).poll_shutdown(cx);
-                    return Poll::Ready(Some(Err(ErrorKind::CloseTimeout.into())));
-                }
+                self.send_close(Some(&CloseFrame::new(
+                    CloseCode::AWAY,
+                    "server shutting down",
+                )));
             }
             if let Some(kind) = self.failure {
                 // RFC 6455 §7.1.7: fail the connection: send the close frame, then close TCP.
@@ -443,8 +453,13 @@ impl Core {
                     }
                 };
             }
+            if self.close_sent && self.close_timed_out(cx) {
+                // Our close went out (or was queued) `close_timeout` ago and the peer has not
+                // answered: whichever path sent it, give up now.
+                return Poll::Ready(Some(Err(self.give_up(io, cx))));
+            }
 
-            match self.decoder.decode(&mut self.read_buf) {
+            match self.decoder.decode(&mut self.read.buf) {
                 Ok(Some(msg)) => {
                     self.on_frame();
                     #[cfg(feature = "deflate")]
@@ -453,18 +468,19 @@ impl Core {
                     }
                     match &msg {
                         Message::Ping(payload) if !self.close_sent => {
-                            // RFC 6455 §5.5.2: answer a ping with a pong of the same payload.
-                            self.queue(OpCode::Pong, payload);
+                            // RFC 6455 §5.5.2-3: answer with a pong of the same payload, queued
+                            // now unless the write queue is full; a pong for the most recent
+                            // ping is enough, so at most one is owed.
+                            self.owed_pong = Some(payload.clone());
+                            self.queue_owed_pong();
                         }
                         Message::Close(frame) => {
                             self.close_received = true;
                             if !self.close_sent {
-                                self.close_sent = true;
                                 let code = frame.as_ref().map(|f| f.code);
-                                self.queue_close(code.map(|c| CloseFrame::new(c, "")).as_ref());
+                                self.send_close(code.map(|c| CloseFrame::new(c, "")).as_ref());
                             }
                             self.pending_close = Some(msg);
-                            self.arm_close_timer();
                             continue;
                         }
                         _ => {}
@@ -483,10 +499,21 @@ impl Core {
                 return Poll::Ready(Some(Err(ErrorKind::ConnectionReset.into())));
             }
             // About to wait for the peer: write what is queued (pongs, fed messages) first.
-            if !self.write.is_empty() {
-                if let Poll::Ready(Err(e)) = self.poll_write_out(io, cx) {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(e)));
+            if self.has_output() {
+                match self.poll_write_out(io, cx) {
+                    Poll::Ready(Err(e)) => {
+                        self.done = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Poll::Pending if self.write.len() >= self.cfg.max_write_buffer_size => {
+                        // Above the high-water mark and not draining: the peer is not taking
+                        // our bytes, so stop taking its bytes too and let TCP push back on it.
+                        if self.poll_wait(cx) {
+                            continue;
+                        }
+                        return Poll::Pending;
+                    }
+                    _ => {}
                 }
             }
             match self.poll_read(io, cx) {
@@ -497,46 +524,54 @@ impl Core {
                     return Poll::Ready(Some(Err(e.into())));
                 }
                 Poll::Pending => {
-                    if self.read_buf.is_empty() {
-                        // Idle: hold no read buffer while waiting; lend it to the next
-                        // connection on this thread that has data.
-                        read_pool::put(std::mem::take(&mut self.read_buf));
-                    }
-                    if self.poll_keepalive(cx) {
+                    if self.poll_wait(cx) {
                         continue;
                     }
-                    // Going to sleep: ask to be woken by a graceful shutdown too (once it
-                    // has fired, the top of the loop has queued the close already).
-                    if !self.close_sent && self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx))
-                    {
-                        continue;
-                    }
-                    #[cfg(feature = "deflate")]
-                    self.poll_release_compression(cx);
                     return Poll::Pending;
                 }
             }
         }
     }
 
+    /// Before the stream sleeps: gives an empty read buffer back (lending it to the next
+    /// connection on this thread that has data), drives keepalive, asks to be woken by a
+    /// graceful shutdown and releases idle compression state. `true` if something changed and
+    /// the stream must look again instead of sleeping.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.read.buf.is_empty() {
+            self.read.release();
+        }
+        if self.poll_keepalive(cx) {
+            return true;
+        }
+        // Once it has fired, the top of the loop queues the close.
+        if !self.close_sent && self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx)) {
+            return true;
+        }
+        #[cfg(feature = "deflate")]
+        self.poll_release_compression(cx);
+        false
+    }
+
     fn poll_read<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>>
     where
         S: AsyncRead + Unpin,
     {
-        if self.read_buf.capacity() == 0 {
-            self.read_buf = read_pool::take();
+        if self.read.is_unallocated() {
+            self.read = ReadBuf::take();
         }
-        let buffered = self.read_buf.len();
+        let buffered = self.read.buf.len();
         // At least a read buffer's worth; for a large frame, its remainder (up to 1 MiB at a
         // time, so a header alone never makes us allocate a huge buffer).
-        let want = self.decoder.wanted(buffered).clamp(
+        let frame_rest = self.decoder.wanted(buffered);
+        let want = frame_rest.clamp(
             self.cfg.read_buffer_size,
             MAX_READ_RESERVE.max(self.cfg.read_buffer_size),
         );
-        if self.read_buf.capacity() - buffered < want {
-            self.read_buf.reserve(want);
+        if self.read.buf.capacity() - buffered < want {
+            self.read.reserve(want, frame_rest);
         }
-        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut self.read_buf)
+        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut self.read.buf)
     }
 
     /// Drives the keepalive timer; `true` if it queued something or failed the connection.
@@ -619,14 +654,42 @@ impl Core {
     /// Queues the close frame for a violation; the stream reports it after writing it.
     fn fail(&mut self, kind: ErrorKind) {
         if !self.close_sent {
-            self.close_sent = true;
             let frame = kind.close_code().map(|code| CloseFrame::new(code, ""));
-            self.queue_close(frame.as_ref());
+            self.send_close(frame.as_ref());
         }
         self.failure = Some(kind);
-        self.arm_close_timer();
     }
 
+    /// Queues our close frame. Every path that closes (the application's close frame,
+    /// `close()`, the reply to the peer's close, a violation, a graceful shutdown) comes through
+    /// here, so the rules hold for all of them: what was queued before goes out first, a pong
+    /// still owed included; nothing is queued after it; the close timer starts and keepalive
+    /// stops.
+    ///
+    /// # Errors
+    ///
+    /// A code that may not be sent or a reason over 123 bytes (only the application's frames
+    /// can be invalid).
+    fn try_send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
+        debug_assert!(!self.close_sent, "a second close frame");
+        let mut payload = BytesMut::new();
+        proto::close::encode(frame, &mut payload)?;
+        if let Some(ping) = self.owed_pong.take() {
+            self.queue(OpCode::Pong, &ping);
+        }
+        self.queue(OpCode::Close, &payload.freeze());
+        self.close_sent = true;
+        self.arm_close_timer();
+        Ok(())
+    }
+
+    /// [`try_send_close`](Self::try_send_close) for a frame the socket built (always valid).
+    fn send_close(&mut self, frame: Option<&CloseFrame>) {
+        let sent = self.try_send_close(frame);
+        debug_assert!(sent.is_ok(), "the socket built an invalid close frame");
+    }
+
+    /// Starts the close timer (once; it also ends keepalive, which shares it).
     fn arm_close_timer(&mut self) {
         let deadline = Instant::now() + self.cfg.close_timeout;
         match &mut self.timer {
@@ -644,12 +707,27 @@ impl Core {
         }
     }
 
-    /// `Ready` once the close timer (armed by [`arm_close_timer`]) has run out.
+    /// Whether the close timer (armed with our close frame) has run out; registers for its
+    /// wake-up otherwise.
     fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
         match &mut self.timer {
             Some(t) if t.mode == TimerMode::Closing => t.sleep.as_mut().poll(cx).is_ready(),
             _ => false,
         }
+    }
+
+    /// Ends the connection after the close timeout: shuts the IO down without waiting and frees
+    /// the buffers.
+    fn give_up<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Error
+    where
+        S: AsyncWrite + Unpin,
+    {
+        self.done = true;
+        self.shut_down = true;
+        let _ = Pin::new(&mut *io).poll_shutdown(cx);
+        self.write = WriteBuf::default();
+        self.read = ReadBuf::default();
+        ErrorKind::CloseTimeout.into()
     }
 
     /// Writes everything queued, flushes, and shuts the connection down (server role; a client
@@ -668,12 +746,8 @@ impl Core {
         match result {
             Poll::Ready(r) => {
                 self.shut_down = true;
-                self.read_buf = BytesMut::new();
+                self.read.release();
                 Poll::Ready(r)
-            }
-            Poll::Pending if self.close_timed_out(cx) => {
-                self.shut_down = true;
-                Poll::Ready(Err(ErrorKind::CloseTimeout.into()))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -714,24 +788,35 @@ impl Core {
             }
             Message::Ping(data) => self.queue(OpCode::Ping, &data),
             Message::Pong(data) => self.queue(OpCode::Pong, &data),
-            Message::Close(frame) => {
-                self.try_queue_close(frame.as_ref())?;
-                self.close_sent = true;
-            }
+            Message::Close(frame) => self.try_send_close(frame.as_ref())?,
         }
         Ok(())
     }
 
+    /// Writes everything queued and flushes the IO. Once our close frame is queued, this too
+    /// gives up after the close timeout (a peer that stopped reading cannot hold it forever).
     fn poll_flush<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
     where
         S: AsyncWrite + Unpin,
     {
-        ready!(self.poll_write_out(io, cx))?;
-        Pin::new(io).poll_flush(cx).map_err(Error::from)
+        if self.done && self.shut_down {
+            return Poll::Ready(Ok(()));
+        }
+        let flushed = match self.poll_write_out(io, cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut *io).poll_flush(cx).map_err(Error::from),
+            other => other,
+        };
+        match flushed {
+            Poll::Pending if self.close_sent && self.close_timed_out(cx) => {
+                Poll::Ready(Err(self.give_up(io, cx)))
+            }
+            other => other,
+        }
     }
 
-    /// Flushes, then (with `await_reply`) reads until the peer's close frame arrives, then shuts
-    /// the connection down. Messages read meanwhile are dropped.
+    /// Queues a close frame (code 1000) unless one was sent, flushes, then (with
+    /// `await_reply`) reads until the peer's close frame arrives and shuts the connection down.
+    /// Messages read meanwhile are dropped. Bounded by the close timeout either way.
     fn poll_close<S>(
         &mut self,
         io: &mut S,
@@ -742,10 +827,8 @@ impl Core {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         if !self.close_sent && !self.done {
-            self.close_sent = true;
-            self.queue_close(Some(&CloseFrame::new(CloseCode::NORMAL, "")));
+            self.send_close(Some(&CloseFrame::new(CloseCode::NORMAL, "")));
         }
-        self.arm_close_timer();
         if !await_reply {
             return self.poll_flush(io, cx);
         }
@@ -759,16 +842,10 @@ impl Core {
                 self.done = true;
                 return Poll::Ready(Err(e));
             }
-            match self.poll_next(io, cx) {
-                Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending if self.close_timed_out(cx) => {
-                    self.done = true;
-                    let _ = Pin::new(&mut *io).poll_shutdown(cx);
-                    return Poll::Ready(Err(ErrorKind::CloseTimeout.into()));
-                }
-                Poll::Pending => return Poll::Pending,
+            match ready!(self.poll_next(io, cx)) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => return Poll::Ready(Ok(())),
             }
         }
     }
@@ -785,7 +862,7 @@ impl Core {
         {
             self.active = true;
             let compressed = Bytes::from(deflater.compress(payload));
-            let mask = self.next_mask();
+            let mask = self.mask.as_mut().map(|m| m.next_key());
             self.write.push_frame(opcode, true, true, &compressed, mask);
             return;
         }
@@ -793,45 +870,37 @@ impl Core {
     }
 
     fn queue(&mut self, opcode: OpCode, payload: &Bytes) {
-        let mask = self.next_mask();
+        let mask = self.mask.as_mut().map(|m| m.next_key());
         self.write.push_frame(opcode, true, false, payload, mask);
     }
 
-    /// Queues a close frame the application built; refuses codes that may not be sent and
-    /// reasons over 123 bytes.
-    fn try_queue_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
-        let mut payload = BytesMut::new();
-        proto::close::encode(frame, &mut payload)?;
-        self.queue(OpCode::Close, &payload.freeze());
-        Ok(())
+    /// Whether anything waits to be written: queued bytes or an owed pong.
+    fn has_output(&self) -> bool {
+        !self.write.is_empty() || self.owed_pong.is_some()
     }
 
-    /// Queues a close frame built by the socket itself (always valid).
-    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
-        let queued = self.try_queue_close(frame);
-        debug_assert!(queued.is_ok(), "the socket built an invalid close frame");
-    }
-
-    fn next_mask(&mut self) -> Option<[u8; 4]> {
-        if self.role == Role::Server {
-            return None;
+    /// Queues the owed pong while the write queue is below `write_buffer_size`: the socket's
+    /// own replies never take the queue past it, however many pings the peer sends without
+    /// reading; beyond it only the most recent ping stays owed.
+    fn queue_owed_pong(&mut self) {
+        if self.write.len() < self.cfg.write_buffer_size {
+            if let Some(ping) = self.owed_pong.take() {
+                self.queue(OpCode::Pong, &ping);
+            }
         }
-        // xorshift64*, seeded per connection from the OS-randomized hasher keys.
-        let mut x = self.mask_seed;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.mask_seed = x;
-        let [a, b, c, d, ..] = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-        Some([a, b, c, d])
     }
 
-    /// Writes queued bytes until none are left or the connection would block.
+    /// Writes queued bytes (and an owed pong) until none are left or the connection would
+    /// block.
     fn poll_write_out<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
     where
         S: AsyncWrite + Unpin,
     {
-        while !self.write.is_empty() {
+        loop {
+            self.queue_owed_pong();
+            if self.write.is_empty() {
+                break;
+            }
             let n = if io.is_write_vectored() {
                 let mut slices = [IoSlice::new(&[]); MAX_SLICES];
                 let count = self.write.slices(&mut slices);
@@ -851,49 +920,6 @@ impl Core {
     }
 }
 
-/// Read buffers of idle connections, lent to busy ones on the same thread.
-///
-/// An idle connection holds no read buffer, but freeing it at every wait and allocating a new
-/// one at the next read costs page faults and zeroing for large buffers (it halved 64 KiB echo
-/// throughput in half of the benchmark rounds); a few buffers per thread make that churn free.
-mod read_pool {
-    use std::cell::RefCell;
-
-    use bytes::BytesMut;
-
-    /// Buffers kept per thread.
-    const BUFFERS: usize = 16;
-    /// Larger buffers are freed, not kept.
-    const MAX_CAPACITY: usize = 4 << 20;
-
-    thread_local! {
-        static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
-    }
-
-    pub(super) fn put(buf: BytesMut) {
-        if buf.capacity() == 0 || buf.capacity() > MAX_CAPACITY {
-            return;
-        }
-        POOL.with_borrow_mut(|pool| {
-            if pool.len() < BUFFERS {
-                pool.push(buf);
-            }
-        });
-    }
-
-    pub(super) fn take() -> BytesMut {
-        POOL.with_borrow_mut(Vec::pop).unwrap_or_default()
-    }
-}
-
-/// A per-connection seed for client masking keys (RFC 6455 §10.3: unpredictable to scripts).
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    h.finish() | 1
-}
-
 impl<S> Stream for WebSocket<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -901,8 +927,7 @@ where
     type Item = Result<Message, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        this.core.poll_next(&mut this.io, cx)
+        self.get_mut().poll_next_msg(cx)
     }
 }
 
@@ -922,8 +947,7 @@ where
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let this = self.get_mut();
-        this.core.poll_ready(&mut this.io, cx)
+        self.get_mut().poll_ready_msg(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
@@ -931,15 +955,13 @@ where
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let this = self.get_mut();
-        this.core.poll_flush(&mut this.io, cx)
+        self.get_mut().poll_flush_msg(cx)
     }
 
     /// Sends a close frame (code 1000, unless one was sent already), flushes, waits for the
     /// peer's close frame up to the close timeout, and shuts the connection down.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let this = self.get_mut();
-        this.core.poll_close(&mut this.io, cx, true)
+        self.get_mut().poll_close_msg(cx, true)
     }
 }
 
@@ -948,7 +970,7 @@ impl<S> fmt::Debug for WebSocket<S> {
         f.debug_struct("WebSocket")
             .field("role", &self.core.role)
             .field("protocol", &self.core.protocol)
-            .field("buffered_read", &self.core.read_buf.len())
+            .field("buffered_read", &self.core.read.buf.len())
             .field("buffered_write", &self.core.write.len())
             .field("close_sent", &self.core.close_sent)
             .field("close_received", &self.core.close_received)
