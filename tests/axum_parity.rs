@@ -83,8 +83,26 @@ macro_rules! parity {
                 })
             }
 
+            /// What `close_first` saw: how long `SinkExt::close` took, and what arrived after.
+            static CLOSE_REPORT: std::sync::Mutex<Option<(std::time::Duration, Vec<Message>)>> =
+                std::sync::Mutex::new(None);
+
+            async fn close_first(ws: WebSocketUpgrade) -> Response {
+                ws.on_upgrade(|mut socket| async move {
+                    let started = std::time::Instant::now();
+                    socket.close().await.unwrap();
+                    let took = started.elapsed();
+                    let mut seen = Vec::new();
+                    while let Some(Ok(msg)) = socket.next().await {
+                        seen.push(msg);
+                    }
+                    *CLOSE_REPORT.lock().unwrap() = Some((took, seen));
+                })
+            }
+
             async fn spawn_app() -> SocketAddr {
                 let app = Router::new()
+                    .route("/close-first", any(close_first))
                     .route("/echo", any(echo))
                     .route("/pump", any(|ws: WebSocketUpgrade| async move { ws.on_upgrade(pump::<WebSocket>) }))
                     .route("/split", any(split));
@@ -126,6 +144,28 @@ macro_rules! parity {
                     let got = within(client.next()).await.unwrap().unwrap();
                     assert_eq!(got.into_text().unwrap().as_str(), "round", "{path}");
                 }
+            }
+
+            #[tokio::test]
+            async fn sink_close_sends_and_flushes_without_waiting_for_the_reply() {
+                let addr = spawn_app().await;
+                let (mut client, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/close-first"))).await.unwrap();
+                within(client.send(tungstenite::Message::text("late"))).await.unwrap();
+                // Answer the server's close only after a while.
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                while let Some(Ok(_)) = within(client.next()).await {}
+                let report = within(async {
+                    loop {
+                        if let Some(report) = CLOSE_REPORT.lock().unwrap().take() {
+                            return report;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
+                let (took, seen) = report;
+                assert!(took < std::time::Duration::from_secs(1), "close() took {took:?}");
+                assert_eq!(seen.first(), Some(&Message::text("late")), "{seen:?}");
             }
 
             #[tokio::test]
