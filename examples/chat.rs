@@ -21,6 +21,10 @@ use axum::extract::State;
 use axum::response::{Html, Response};
 use axum::routing::{any, get};
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::broadcast;
 use tower_ws::axum::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use tower_ws::{Config, Shutdown, WebSocketLayer};
@@ -84,16 +88,48 @@ where
                 .config(Config::default().max_message_size(Some(64 << 10)))
                 .shutdown(&shutdown),
         );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stop.await;
-            println!("shutting down");
-            let open = shutdown.shutdown(Duration::from_secs(5)).await;
-            if open > 0 {
-                eprintln!("{open} sockets did not close in time");
-            }
-        })
+    // `axum::serve` has no header timeout: serve with hyper-util instead, whose HTTP/1.1 builder
+    // drops a client that trickles its request headers (slowloris) once it has a timer.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder.http2().enable_connect_protocol();
+    let connections = GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+        let conn = connections.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    println!("shutting down");
+    let open = shutdown.shutdown(Duration::from_secs(5)).await;
+    if open > 0 {
+        eprintln!("{open} sockets did not close in time");
+    }
+    if tokio::time::timeout(Duration::from_secs(5), connections.shutdown())
         .await
+        .is_err()
+    {
+        eprintln!("some HTTP connections did not close in time");
+    }
+    Ok(())
 }
 
 async fn upgrade(ws: WebSocketUpgrade, State(room): State<Room>) -> Response {

@@ -10,11 +10,12 @@
 //! queued before it waits for the peer again. Ctrl-C (or SIGTERM) stops it.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower_ws::{Config, Message, OriginPolicy, UpgradedWebSocket};
 
@@ -74,7 +75,7 @@ async fn serve(addr: SocketAddr, config: Config) -> std::io::Result<()> {
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     eprintln!("accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
@@ -102,6 +103,9 @@ async fn serve(addr: SocketAddr, config: Config) -> std::io::Result<()> {
         });
         tokio::spawn(
             http1::Builder::new()
+                // Slowloris: drop a client that trickles its request headers.
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(tcp), service)
                 .with_upgrades(),
         );

@@ -11,11 +11,12 @@
 //! A message that does not parse gets an error reply; the connection goes on.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use tower_ws::typed::Typed;
 use tower_ws::{Config, OriginPolicy, UpgradedWebSocket};
@@ -94,6 +95,9 @@ async fn main() -> std::io::Result<()> {
         });
         tokio::spawn(
             http1::Builder::new()
+                // Slowloris: drop a client that trickles its request headers.
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(tcp), service)
                 .with_upgrades(),
         );

@@ -49,7 +49,12 @@
 //!         });
 //!         Ok(response)
 //!     });
-//!     let conn = http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+//!     // A header timeout (it needs a timer), or a client trickling its headers holds the
+//!     // connection forever (slowloris).
+//!     let conn = http1::Builder::new()
+//!         .timer(hyper_util::rt::TokioTimer::new())
+//!         .header_read_timeout(std::time::Duration::from_secs(10))
+//!         .serve_connection(TokioIo::new(tcp), service);
 //!     tokio::spawn(conn.with_upgrades());
 //! }
 //! # }

@@ -51,6 +51,9 @@
 //!     let service = TowerToHyperService::new(service.clone());
 //!     tokio::spawn(
 //!         hyper::server::conn::http1::Builder::new()
+//!             // Slowloris: drop a client that trickles its request headers.
+//!             .timer(hyper_util::rt::TokioTimer::new())
+//!             .header_read_timeout(std::time::Duration::from_secs(10))
 //!             .serve_connection(TokioIo::new(tcp), service)
 //!             .with_upgrades(),
 //!     );
