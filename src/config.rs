@@ -45,15 +45,21 @@ pub struct Config {
     /// Default: 16 KiB.
     pub read_buffer_size: usize,
     /// Bytes buffered by `feed` before the connection starts writing them out on its own.
-    /// Messages fed without a flush are batched into as few write calls as possible.
+    /// Messages fed without a flush are batched into as few write calls as possible. Also the
+    /// most the socket's own replies (pongs) take the queue to: a peer that sends pings without
+    /// reading gets a pong for the most recent one, not one per ping (RFC 6455 §5.5.3).
     /// Default: 128 KiB.
     pub write_buffer_size: usize,
-    /// The write high-water mark: while more than this many bytes wait to be written,
-    /// `poll_ready` returns `Pending` (backpressure). Default: 1 MiB; at least
-    /// `write_buffer_size` is used.
+    /// The write high-water mark: while this many bytes wait to be written, `poll_ready`
+    /// returns `Pending` (backpressure), and while they do not drain the stream stops reading
+    /// too, so a peer that sends without reading is pushed back by TCP. Default: 1 MiB; at
+    /// least `write_buffer_size` is used.
     pub max_write_buffer_size: usize,
-    /// How long [`WebSocket::close`](crate::WebSocket::close) and a close started by a protocol
-    /// violation wait for the peer's close frame before giving up. Default: 10 s.
+    /// How long the peer has to answer our close frame, from the moment it is queued by any
+    /// path ([`WebSocket::close`](crate::WebSocket::close), a sent [`Message::Close`](crate::Message),
+    /// a sink's `close`, a protocol violation, a graceful shutdown). Whichever half is polled
+    /// then ends with [`ErrorKind::CloseTimeout`](crate::ErrorKind) and the connection is shut
+    /// down; keepalive pings stop with the close. Default: 10 s.
     pub close_timeout: Duration,
     /// Send a ping after this long without any frame from the peer. Default: `None` (no
     /// keepalive pings).

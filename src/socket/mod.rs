@@ -716,8 +716,8 @@ impl Core {
         }
     }
 
-    /// Ends the connection after the close timeout: shuts the IO down without waiting and frees
-    /// the buffers.
+    /// Ends the connection after the close timeout: shuts the IO down without waiting. What
+    /// could not be written stays queued, so a later flush reports it as not sent.
     fn give_up<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Error
     where
         S: AsyncWrite + Unpin,
@@ -725,8 +725,7 @@ impl Core {
         self.done = true;
         self.shut_down = true;
         let _ = Pin::new(&mut *io).poll_shutdown(cx);
-        self.write = WriteBuf::default();
-        self.read = ReadBuf::default();
+        self.read.release();
         ErrorKind::CloseTimeout.into()
     }
 
@@ -749,6 +748,8 @@ impl Core {
                 self.read.release();
                 Poll::Ready(r)
             }
+            // A shutdown that writes (TLS's close_notify) is bounded by the close timer too.
+            Poll::Pending if self.close_timed_out(cx) => Poll::Ready(Err(self.give_up(io, cx))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -800,7 +801,12 @@ impl Core {
         S: AsyncWrite + Unpin,
     {
         if self.done && self.shut_down {
-            return Poll::Ready(Ok(()));
+            // Closed: everything was written, or the close timed out before it could be.
+            return Poll::Ready(if self.write.is_empty() {
+                Ok(())
+            } else {
+                Err(ErrorKind::Closed.into())
+            });
         }
         let flushed = match self.poll_write_out(io, cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut *io).poll_flush(cx).map_err(Error::from),
