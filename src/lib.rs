@@ -196,6 +196,9 @@ pub mod __bench {
     }
 }
 
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
+
 /// The README's examples, compiled as doctests.
 #[cfg(all(doctest, feature = "axum", feature = "json"))]
 #[doc = include_str!("../README.md")]
