@@ -158,6 +158,28 @@ async fn the_close_timer_runs_after_the_write_half_closes() {
     }
 }
 
+/// The reader is already waiting when the writer queues the close, and the flush finishes at
+/// once: before, nothing polled the new timer, so nothing woke the reader at the deadline
+/// (found by the `socket` fuzz target).
+#[tokio::test(start_paused = true)]
+async fn the_close_timer_wakes_a_reader_that_was_already_waiting() {
+    for futures_split in [false, true] {
+        let (ws, _peer) = server(1 << 20, &closing_config());
+        let (mut tx, reader) = if futures_split {
+            let (tx, mut rx) = StreamExt::split(ws);
+            let reader = tokio::spawn(async move { rx.next().await });
+            (futures_util::future::Either::Left(tx), reader)
+        } else {
+            let (tx, mut rx) = ws.split();
+            let reader = tokio::spawn(async move { rx.next().await });
+            (futures_util::future::Either::Right(tx), reader)
+        };
+        tokio::task::yield_now().await;
+        tx.send(Message::Close(None)).await.unwrap();
+        assert_close_times_out(async { reader.await.unwrap() }).await;
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_close_timer_runs_after_sending_a_close_message() {
     for keepalive in [None, Some(Duration::from_millis(50))] {

@@ -197,13 +197,7 @@ pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, Handshak
     if !headers::has_token(headers, &CONNECTION, "upgrade") {
         return Err(E::ConnectionNotUpgrade.into());
     }
-    // RFC 6455 §4.2.2: a version the server does not understand gets 426 and the versions it
-    // does understand.
-    match headers.get(SEC_WEBSOCKET_VERSION) {
-        Some(v) if v == "13" => {}
-        Some(_) => return Err(E::UnsupportedVersion.into()),
-        None => return Err(E::MissingVersion.into()),
-    }
+    check_version(headers)?;
     // RFC 6455 §4.2.1: a |Sec-WebSocket-Key| that, base64-decoded, is 16 bytes long.
     let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
     let key = match (keys.next(), keys.next()) {
@@ -255,12 +249,23 @@ pub fn validate_extended_connect<B>(
         return Err(E::HttpVersion.into());
     }
     // RFC 8441 §5: Sec-WebSocket-Version keeps its RFC 6455 meaning; Key and Accept are not used.
-    match req.headers().get(SEC_WEBSOCKET_VERSION) {
-        Some(v) if v == "13" => {}
-        Some(_) => return Err(E::UnsupportedVersion.into()),
-        None => return Err(E::MissingVersion.into()),
-    }
+    check_version(req.headers())?;
     agree(req, config, None)
+}
+
+/// RFC 6455 §4.2.2: a version the server does not understand gets 426 and the versions it does
+/// understand. Every `Sec-WebSocket-Version` field counts: `13` and `8` in two fields combine
+/// to `13, 8`, which is not version 13.
+fn check_version(headers: &http::HeaderMap) -> Result<(), HandshakeErrorKind> {
+    let mut versions = headers.get_all(SEC_WEBSOCKET_VERSION).iter().peekable();
+    if versions.peek().is_none() {
+        return Err(HandshakeErrorKind::MissingVersion);
+    }
+    if versions.all(|v| v == "13") {
+        Ok(())
+    } else {
+        Err(HandshakeErrorKind::UnsupportedVersion)
+    }
 }
 
 /// The checks both handshakes share: host, origin, and the subprotocol choice.

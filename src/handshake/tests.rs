@@ -113,6 +113,26 @@ fn version_other_than_13_is_426_naming_13() {
 }
 
 #[test]
+fn every_version_field_must_say_13() {
+    // Regression (found by the `handshake` fuzz target): only the first field was read, so
+    // `13` and `8` in two fields (together `13, 8`) passed as version 13.
+    let b = without("sec-websocket-version")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-version", "8");
+    assert_eq!(
+        refused(b),
+        (
+            HandshakeErrorKind::UnsupportedVersion,
+            StatusCode::UPGRADE_REQUIRED
+        )
+    );
+    let b = without("sec-websocket-version")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-version", "13");
+    assert!(check(b).is_ok());
+}
+
+#[test]
 fn missing_version_is_426() {
     assert_eq!(
         refused(without("sec-websocket-version")),

@@ -29,7 +29,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream, stream::FusedStream};
@@ -148,6 +148,10 @@ struct Core {
     /// Any frame since the last keepalive tick.
     seen: bool,
     timer: Option<Timer>,
+    /// Our close frame is queued and no timer existed yet: the close timer's deadline.
+    close_deadline: Option<Instant>,
+    /// Wakes both the receiving and the sending task (see [`Fanout`]).
+    waker: Waker,
     /// A pong for the most recent ping, not yet queued (RFC 6455 §5.5.3).
     owed_pong: Option<Bytes>,
     /// Client role: the source of masking keys.
@@ -188,9 +192,9 @@ impl<S> WebSocket<S> {
         };
         let accept_unmasked = cfg.accept_unmasked_frames;
         #[allow(unused_mut)]
+        let wake = Fanout::new();
         let mut this = Self {
             io,
-            wake: Fanout::new(),
             core: Core {
                 role,
                 cfg,
@@ -214,11 +218,14 @@ impl<S> WebSocket<S> {
                 pending_close: None,
                 seen: false,
                 timer: None,
+                close_deadline: None,
+                waker: wake.waker().clone(),
                 owed_pong: None,
                 mask: (role == Role::Client).then(|| Box::new(MaskKeys::new())),
                 protocol: negotiated.protocol,
                 shutdown: None,
             },
+            wake,
         };
         #[cfg(feature = "deflate")]
         if let Some(agreed) = negotiated.deflate {
@@ -576,7 +583,7 @@ impl Core {
 
     /// Drives the keepalive timer; `true` if it queued something or failed the connection.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(interval) = self.cfg.ping_interval else {
+        let Some(interval) = self.cfg.ping_interval.filter(|_| !self.close_sent) else {
             return false;
         };
         let timer = self.timer.get_or_insert_with(|| Timer {
@@ -689,27 +696,33 @@ impl Core {
         debug_assert!(sent.is_ok(), "the socket built an invalid close frame");
     }
 
-    /// Starts the close timer (once; it also ends keepalive, which shares it).
+    /// Starts the close timer (once; it also ends keepalive, which shares it), and wakes
+    /// whichever half is waiting so it starts watching the deadline: a close queued by the
+    /// sending half, whose flush may finish at once, must still end the receiving half's wait.
     fn arm_close_timer(&mut self) {
         let deadline = Instant::now() + self.cfg.close_timeout;
         match &mut self.timer {
-            Some(t) if t.mode == TimerMode::Closing => {}
+            Some(t) if t.mode == TimerMode::Closing => return,
             Some(t) => {
                 t.mode = TimerMode::Closing;
                 t.sleep.as_mut().reset(deadline);
             }
-            None => {
-                self.timer = Some(Timer {
-                    sleep: Box::pin(tokio::time::sleep_until(deadline)),
-                    mode: TimerMode::Closing,
-                });
-            }
+            // The timer itself is made at the next poll, inside the runtime (a close can be
+            // queued by `start_send`, outside any poll).
+            None => self.close_deadline = Some(deadline),
         }
+        self.waker.wake_by_ref();
     }
 
     /// Whether the close timer (armed with our close frame) has run out; registers for its
     /// wake-up otherwise.
     fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(deadline) = self.close_deadline.take() {
+            self.timer = Some(Timer {
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                mode: TimerMode::Closing,
+            });
+        }
         match &mut self.timer {
             Some(t) if t.mode == TimerMode::Closing => t.sleep.as_mut().poll(cx).is_ready(),
             _ => false,

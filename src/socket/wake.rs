@@ -46,6 +46,11 @@ impl Fanout {
         }
     }
 
+    /// The waker that wakes both tasks.
+    pub(super) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
     /// Registers the receiving task; returns the context to poll the connection with.
     pub(super) fn reader(&self, cx: &Context<'_>) -> Context<'_> {
         self.slots.read.register(cx.waker());
