@@ -337,6 +337,7 @@ fn feed(
             .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
             .map_err(|_| ErrorKind::BadCompression)?;
         if out.len() > limit {
+            out.truncate(limit);
             return Err(ErrorKind::MessageTooLarge);
         }
         let consumed_now = (d.total_in() - start_in) as usize;

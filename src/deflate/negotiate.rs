@@ -53,12 +53,19 @@ pub(crate) fn negotiate<'a>(
         let text = field.to_str().map_err(|_| SyntaxError)?;
         for (name, params) in parse_list(text)? {
             if chosen.is_none() && name.eq_ignore_ascii_case("permessage-deflate") {
-                chosen = accept(&params, policy);
+                chosen = accept(&params, policy).map(|agreed| {
+                    // RFC 7692 §7.1.2.1: an offer with server_max_window_bits is accepted by
+                    // answering with it, whatever its value.
+                    let offered_server_bits = params
+                        .iter()
+                        .any(|(name, _)| name.eq_ignore_ascii_case("server_max_window_bits"));
+                    (agreed, offered_server_bits)
+                });
             }
         }
     }
-    Ok(chosen.map(|agreed| {
-        let response = response(&agreed);
+    Ok(chosen.map(|(agreed, offered_server_bits)| {
+        let response = response(&agreed, offered_server_bits);
         (agreed, response)
     }))
 }
@@ -120,7 +127,7 @@ fn window_bits(value: &str) -> Option<u8> {
     value.parse().ok().filter(|b| (8..=15).contains(b))
 }
 
-fn response(a: &Agreed) -> HeaderValue {
+fn response(a: &Agreed, offered_server_bits: bool) -> HeaderValue {
     let mut out = String::from("permessage-deflate");
     if a.server_no_context_takeover {
         out.push_str("; server_no_context_takeover");
@@ -128,7 +135,7 @@ fn response(a: &Agreed) -> HeaderValue {
     if a.client_no_context_takeover {
         out.push_str("; client_no_context_takeover");
     }
-    if a.server_max_window_bits < 15 {
+    if a.server_max_window_bits < 15 || offered_server_bits {
         out.push_str(&format!(
             "; server_max_window_bits={}",
             a.server_max_window_bits
@@ -437,5 +444,14 @@ mod tests {
         // And zlib takes them.
         let mut deflater = crate::deflate::Deflater::new(&agreed, true);
         assert!(!deflater.compress(b"hello hello hello").is_empty());
+    }
+
+    #[test]
+    fn an_offered_server_window_is_answered_even_at_15() {
+        // RFC 7692 §7.1.2.1: the server accepts server_max_window_bits by including it.
+        assert_eq!(
+            answer(&["permessage-deflate; server_max_window_bits=15"]),
+            Some("permessage-deflate; server_max_window_bits=15".to_owned())
+        );
     }
 }
