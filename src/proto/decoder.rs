@@ -57,10 +57,16 @@ pub(crate) struct Decoder {
     /// permessage-deflate, when agreed.
     /// Boxed: most connections never agree to compression and should not pay its size.
     #[cfg(feature = "deflate")]
-    inflater: Option<Box<Inflater>>,
+    inflater: Option<Box<Inflating>>,
+}
+
+/// The inflater and the message it is inflating.
+#[cfg(feature = "deflate")]
+#[derive(Debug)]
+struct Inflating {
+    inflater: Inflater,
     /// The inflated message so far.
-    #[cfg(feature = "deflate")]
-    inflated: Vec<u8>,
+    out: Vec<u8>,
 }
 
 impl Decoder {
@@ -77,21 +83,22 @@ impl Decoder {
             compressed: false,
             #[cfg(feature = "deflate")]
             inflater: None,
-            #[cfg(feature = "deflate")]
-            inflated: Vec::new(),
         }
     }
 
     /// Accepts compressed messages from here on (permessage-deflate was agreed).
     #[cfg(feature = "deflate")]
     pub(crate) fn set_inflater(&mut self, inflater: Inflater) {
-        self.inflater = Some(Box::new(inflater));
+        self.inflater = Some(Box::new(Inflating {
+            inflater,
+            out: Vec::new(),
+        }));
     }
 
     /// The inflater, when permessage-deflate was agreed.
     #[cfg(feature = "deflate")]
     pub(crate) fn inflater_mut(&mut self) -> Option<&mut Inflater> {
-        self.inflater.as_deref_mut()
+        self.inflater.as_deref_mut().map(|i| &mut i.inflater)
     }
 
     fn compression_agreed(&self) -> bool {
@@ -216,7 +223,7 @@ impl Decoder {
     fn message_len(&self) -> usize {
         #[cfg(feature = "deflate")]
         if self.compressed {
-            return self.inflated.len();
+            return self.inflater.as_ref().map_or(0, |i| i.out.len());
         }
         self.partial.as_ref().map_or(0, |p| p.data.len())
     }
@@ -224,23 +231,18 @@ impl Decoder {
     /// Inflates a compressed frame; the message once its last frame is in.
     #[cfg(feature = "deflate")]
     fn inflate_frame(&mut self, fin: bool, payload: &[u8]) -> Result<Option<Bytes>, ErrorKind> {
-        let Some(inflater) = self.inflater.as_mut() else {
+        let Some(Inflating { inflater, out }) = self.inflater.as_deref_mut() else {
             return Err(ErrorKind::ReservedBits);
         };
-        let before = self.inflated.len();
+        let before = out.len();
         // RFC 7692 §8.1 (and our limits): the inflated size counts, checked while inflating.
-        inflater.inflate(
-            payload,
-            fin,
-            &mut self.inflated,
-            self.limits.max_message_size,
-        )?;
+        inflater.inflate(payload, fin, out, self.limits.max_message_size)?;
         if self.in_text {
             self.utf8
-                .feed(&self.inflated[before..])
+                .feed(&out[before..])
                 .map_err(|_| ErrorKind::InvalidUtf8)?;
         }
-        Ok(fin.then(|| Bytes::from(std::mem::take(&mut self.inflated))))
+        Ok(fin.then(|| Bytes::from(std::mem::take(out))))
     }
 
     /// Without the `deflate` feature no compressed message is ever accepted.

@@ -4,6 +4,7 @@
 ///
 /// To continue a payload that was partly unmasked already, rotate the key left by
 /// `offset % 4` first (see [`rotate_key`]).
+#[inline]
 pub(crate) fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     // A 64-byte repetition of the key: whole chunks XOR lane by lane, which LLVM turns into SIMD
     // on every target with vector registers; the tail reuses the same pattern.

@@ -29,7 +29,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream, stream::FusedStream};
@@ -52,7 +52,7 @@ mod wake;
 
 use mask_keys::MaskKeys;
 use read_pool::ReadBuf;
-use wake::Fanout;
+use wake::{Fanout, Side};
 
 /// An idle connection keeps at most this much write buffer.
 const KEEP_WRITE_CAPACITY: usize = 4096;
@@ -144,19 +144,20 @@ struct Core {
     /// A violation was found: our close frame is queued, report this once it is written.
     failure: Option<ErrorKind>,
     /// The peer's close, handed out once our reply is written.
-    pending_close: Option<Message>,
+    pending_close: Option<Box<Message>>,
     /// Any frame since the last keepalive tick.
     seen: bool,
     timer: Option<Timer>,
-    /// Our close frame is queued and no timer existed yet: the close timer's deadline.
-    close_deadline: Option<Instant>,
-    /// Wakes both the receiving and the sending task (see [`Fanout`]).
-    waker: Waker,
-    /// A pong for the most recent ping, not yet queued (RFC 6455 §5.5.3).
-    owed_pong: Option<Bytes>,
+    /// Something changed that the other half must see (our close was queued): the socket
+    /// wakes both halves after this operation.
+    wake_both: bool,
+    /// A pong for the most recent ping, not yet queued because the write queue was full
+    /// (RFC 6455 §5.5.3). Boxed: only a peer that pings without reading makes one.
+    owed_pong: Option<Box<Bytes>>,
     /// Client role: the source of masking keys.
     mask: Option<Box<MaskKeys>>,
-    protocol: Option<HeaderValue>,
+    /// Boxed: most connections agree to no subprotocol and should not pay its size.
+    protocol: Option<Box<HeaderValue>>,
     /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
     shutdown: Option<crate::shutdown::Watch>,
 }
@@ -192,7 +193,6 @@ impl<S> WebSocket<S> {
         };
         let accept_unmasked = cfg.accept_unmasked_frames;
         #[allow(unused_mut)]
-        let wake = Fanout::new();
         let mut this = Self {
             io,
             core: Core {
@@ -218,14 +218,13 @@ impl<S> WebSocket<S> {
                 pending_close: None,
                 seen: false,
                 timer: None,
-                close_deadline: None,
-                waker: wake.waker().clone(),
+                wake_both: false,
                 owed_pong: None,
                 mask: (role == Role::Client).then(|| Box::new(MaskKeys::new())),
-                protocol: negotiated.protocol,
+                protocol: negotiated.protocol.map(Box::new),
                 shutdown: None,
             },
-            wake,
+            wake: Fanout::new(),
         };
         #[cfg(feature = "deflate")]
         if let Some(agreed) = negotiated.deflate {
@@ -243,7 +242,7 @@ impl<S> WebSocket<S> {
 
     /// The subprotocol agreed in the handshake, if any.
     pub fn protocol(&self) -> Option<&HeaderValue> {
-        self.core.protocol.as_ref()
+        self.core.protocol.as_deref()
     }
 
     /// Bytes queued to be written and not yet taken by the connection: messages fed or sent,
@@ -307,7 +306,7 @@ where
     /// or poll of the stream.
     pub async fn send(&mut self, msg: Message) -> Result<(), Error> {
         poll_fn(|cx| self.poll_ready_msg(cx)).await?;
-        self.core.start_send(msg)?;
+        self.start_send_msg(msg, true)?;
         poll_fn(|cx| self.poll_flush_msg(cx)).await
     }
 
@@ -323,7 +322,7 @@ where
     /// As [`send`](WebSocket::send).
     pub async fn send_uncompressed(&mut self, msg: Message) -> Result<(), Error> {
         poll_fn(|cx| self.poll_ready_msg(cx)).await?;
-        self.core.start_send_with(msg, false)?;
+        self.start_send_msg(msg, false)?;
         poll_fn(|cx| self.poll_flush_msg(cx)).await
     }
 
@@ -349,8 +348,7 @@ where
     /// ```
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         if !self.core.close_sent && !self.core.done {
-            self.core
-                .start_send(Message::Close(Some(CloseFrame::new(code, reason))))?;
+            self.start_send_msg(Message::Close(Some(CloseFrame::new(code, reason))), true)?;
         }
         poll_fn(|cx| self.poll_close_msg(cx, true)).await
     }
@@ -381,26 +379,37 @@ where
         crate::split::split(self)
     }
 
+    #[inline]
     pub(crate) fn poll_next_msg(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
-        let mut cx = self.wake.reader(cx);
-        self.core.poll_next(&mut self.io, &mut cx)
+        self.poll_core(Side::Read, cx, Core::poll_next)
     }
 
+    #[inline]
     pub(crate) fn poll_ready_msg(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut cx = self.wake.writer(cx);
-        self.core.poll_ready(&mut self.io, &mut cx)
+        if self.core.has_room() {
+            // The common case: no IO, so no waker to register.
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_core(Side::Write, cx, Core::poll_ready)
     }
 
-    pub(crate) fn start_send_msg(&mut self, msg: Message) -> Result<(), Error> {
-        self.core.start_send(msg)
+    #[inline]
+    pub(crate) fn start_send_msg(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
+        self.core.start_send_with(msg, compress)?;
+        if self.core.wake_both {
+            // Our close was queued: a half waiting elsewhere must start watching its deadline.
+            self.core.wake_both = false;
+            self.wake.wake_all();
+        }
+        Ok(())
     }
 
+    #[inline]
     pub(crate) fn poll_flush_msg(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut cx = self.wake.writer(cx);
-        self.core.poll_flush(&mut self.io, &mut cx)
+        self.poll_core(Side::Write, cx, Core::poll_flush)
     }
 
     pub(crate) fn poll_close_msg(
@@ -408,8 +417,29 @@ where
         cx: &mut Context<'_>,
         await_reply: bool,
     ) -> Poll<Result<(), Error>> {
-        let mut cx = self.wake.writer(cx);
-        self.core.poll_close(&mut self.io, &mut cx, await_reply)
+        self.poll_core(Side::Write, cx, |core, io, cx| {
+            core.poll_close(io, cx, await_reply)
+        })
+    }
+
+    /// Polls the core with the fan-out waker, on behalf of the task in `cx` (see [`wake`]).
+    #[inline]
+    fn poll_core<T>(
+        &mut self,
+        side: Side,
+        cx: &Context<'_>,
+        poll: impl FnOnce(&mut Core, &mut S, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let Self { io, core, wake } = self;
+        wake.poll(side, cx, |cx| {
+            let result = poll(core, io, cx);
+            if core.wake_both {
+                // `cx` wakes both halves.
+                core.wake_both = false;
+                cx.waker().wake_by_ref();
+            }
+            result
+        })
     }
 }
 
@@ -450,7 +480,7 @@ impl Core {
                 // application sees the close only once that is done.
                 let finished = ready!(self.poll_finish(io, cx));
                 return match self.pending_close.take() {
-                    Some(msg) => Poll::Ready(Some(Ok(msg))),
+                    Some(msg) => Poll::Ready(Some(Ok(*msg))),
                     None => {
                         self.done = true;
                         match finished {
@@ -475,11 +505,7 @@ impl Core {
                     }
                     match &msg {
                         Message::Ping(payload) if !self.close_sent => {
-                            // RFC 6455 §5.5.2-3: answer with a pong of the same payload, queued
-                            // now unless the write queue is full; a pong for the most recent
-                            // ping is enough, so at most one is owed.
-                            self.owed_pong = Some(payload.clone());
-                            self.queue_owed_pong();
+                            self.answer_ping(payload);
                         }
                         Message::Close(frame) => {
                             self.close_received = true;
@@ -487,7 +513,7 @@ impl Core {
                                 let code = frame.as_ref().map(|f| f.code);
                                 self.send_close(code.map(|c| CloseFrame::new(c, "")).as_ref());
                             }
-                            self.pending_close = Some(msg);
+                            self.pending_close = Some(Box::new(msg));
                             continue;
                         }
                         _ => {}
@@ -696,33 +722,40 @@ impl Core {
         debug_assert!(sent.is_ok(), "the socket built an invalid close frame");
     }
 
-    /// Starts the close timer (once; it also ends keepalive, which shares it), and wakes
-    /// whichever half is waiting so it starts watching the deadline: a close queued by the
-    /// sending half, whose flush may finish at once, must still end the receiving half's wait.
+    /// Starts the close timer, and has both halves woken so that whichever is waiting starts
+    /// watching the deadline: a close queued by the sending half, whose flush may finish at
+    /// once, must still end the receiving half's wait.
     fn arm_close_timer(&mut self) {
-        let deadline = Instant::now() + self.cfg.close_timeout;
+        self.wake_both = true;
+        self.start_close_timer();
+    }
+
+    /// Turns the timer (shared with keepalive, which stops) toward the close deadline, unless
+    /// it already runs toward it. Outside a runtime (a close queued by `start_send` from a
+    /// plain thread) there is no timer to make: the next poll makes it.
+    fn start_close_timer(&mut self) {
         match &mut self.timer {
-            Some(t) if t.mode == TimerMode::Closing => return,
+            Some(t) if t.mode == TimerMode::Closing => {}
             Some(t) => {
                 t.mode = TimerMode::Closing;
-                t.sleep.as_mut().reset(deadline);
+                t.sleep
+                    .as_mut()
+                    .reset(Instant::now() + self.cfg.close_timeout);
             }
-            // The timer itself is made at the next poll, inside the runtime (a close can be
-            // queued by `start_send`, outside any poll).
-            None => self.close_deadline = Some(deadline),
+            None if tokio::runtime::Handle::try_current().is_ok() => {
+                self.timer = Some(Timer {
+                    sleep: Box::pin(tokio::time::sleep(self.cfg.close_timeout)),
+                    mode: TimerMode::Closing,
+                });
+            }
+            None => {}
         }
-        self.waker.wake_by_ref();
     }
 
     /// Whether the close timer (armed with our close frame) has run out; registers for its
     /// wake-up otherwise.
     fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        if let Some(deadline) = self.close_deadline.take() {
-            self.timer = Some(Timer {
-                sleep: Box::pin(tokio::time::sleep_until(deadline)),
-                mode: TimerMode::Closing,
-            });
-        }
+        self.start_close_timer();
         match &mut self.timer {
             Some(t) if t.mode == TimerMode::Closing => t.sleep.as_mut().poll(cx).is_ready(),
             _ => false,
@@ -737,6 +770,8 @@ impl Core {
     {
         self.done = true;
         self.shut_down = true;
+        // The other half, if it waits, must learn that the connection is over.
+        self.wake_both = true;
         let _ = Pin::new(&mut *io).poll_shutdown(cx);
         self.read.release();
         ErrorKind::CloseTimeout.into()
@@ -756,6 +791,14 @@ impl Core {
             other => other,
         };
         match result {
+            // Both close frames went through: the handshake is complete, and a peer that
+            // already tore the connection down (an HTTP/2 stream reset, a TCP reset) does not
+            // make it less so.
+            Poll::Ready(Err(_)) if self.close_received && self.write.is_empty() => {
+                self.shut_down = true;
+                self.read.release();
+                Poll::Ready(Ok(()))
+            }
             Poll::Ready(r) => {
                 self.shut_down = true;
                 self.read.release();
@@ -767,6 +810,13 @@ impl Core {
         }
     }
 
+    /// Whether a message can be queued without writing first.
+    #[inline]
+    fn has_room(&self) -> bool {
+        !self.close_sent && !self.done && self.write.len() < self.cfg.write_buffer_size
+    }
+
+    #[inline]
     fn poll_ready<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
     where
         S: AsyncWrite + Unpin,
@@ -784,10 +834,6 @@ impl Core {
             }
         }
         Poll::Ready(Ok(()))
-    }
-
-    fn start_send(&mut self, msg: Message) -> Result<(), Error> {
-        self.start_send_with(msg, true)
     }
 
     fn start_send_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
@@ -857,9 +903,14 @@ impl Core {
                 self.done = true;
                 return Poll::Ready(r);
             }
-            if let Poll::Ready(Err(e)) = self.poll_flush(io, cx) {
-                self.done = true;
-                return Poll::Ready(Err(e));
+            match self.poll_flush(io, cx) {
+                // Everything, our close included, was handed to the IO: read the reply even if
+                // the IO's flush failed (a peer that answered and reset its HTTP/2 stream).
+                Poll::Ready(Err(e)) if !self.write.is_empty() => {
+                    self.done = true;
+                    return Poll::Ready(Err(e));
+                }
+                _ => {}
             }
             match ready!(self.poll_next(io, cx)) {
                 Some(Ok(_)) => {}
@@ -898,9 +949,20 @@ impl Core {
         !self.write.is_empty() || self.owed_pong.is_some()
     }
 
-    /// Queues the owed pong while the write queue is below `write_buffer_size`: the socket's
-    /// own replies never take the queue past it, however many pings the peer sends without
-    /// reading; beyond it only the most recent ping stays owed.
+    /// RFC 6455 §5.5.2-3: answers a ping with a pong of the same payload, queued now while the
+    /// write queue is below `write_buffer_size`; beyond it, a pong for the most recent ping is
+    /// enough, so at most one is owed. The socket's own replies never take the queue past it,
+    /// however many pings a peer sends without reading.
+    fn answer_ping(&mut self, payload: &Bytes) {
+        if self.write.len() < self.cfg.write_buffer_size {
+            self.owed_pong = None;
+            self.queue(OpCode::Pong, payload);
+        } else {
+            self.owed_pong = Some(Box::new(payload.clone()));
+        }
+    }
+
+    /// Queues the owed pong once the write queue is below `write_buffer_size` again.
     fn queue_owed_pong(&mut self) {
         if self.write.len() < self.cfg.write_buffer_size {
             if let Some(ping) = self.owed_pong.take() {
@@ -945,6 +1007,7 @@ where
 {
     type Item = Result<Message, Error>;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_next_msg(cx)
     }
@@ -965,14 +1028,17 @@ where
 {
     type Error = Error;
 
+    #[inline]
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.get_mut().poll_ready_msg(cx)
     }
 
+    #[inline]
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.get_mut().core.start_send(item)
+        self.get_mut().start_send_msg(item, true)
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.get_mut().poll_flush_msg(cx)
     }

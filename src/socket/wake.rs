@@ -4,11 +4,16 @@
 //! A connection keeps one waker per direction, and a socket's reader writes (pongs, queued
 //! messages) while its writer may read (a close waiting for the reply). Shared between two tasks
 //! (the crate's `split`, `futures_util::StreamExt::split`, an `Arc<Mutex<_>>`), polling the IO
-//! with the current task's waker would let one task take the other's wake-up. So each side
-//! registers its own waker here, and the IO and timers only ever see the fan-out waker.
+//! with the current task's waker would let one task take the other's wake-up. So the IO and
+//! timers only ever see the fan-out waker, and each side's task is registered in its own slot.
+//!
+//! A task is registered only when its poll returns `Pending` (a `Ready` poll owes no wake-up),
+//! so the common path costs one atomic load. A wake-up that lands between the poll and the
+//! registration is caught by a counter of wake-ups, checked after registering.
 
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
 
@@ -18,6 +23,8 @@ struct Slots {
     read: AtomicWaker,
     /// The task sending messages (ready, flush, close).
     write: AtomicWaker,
+    /// Wake-ups so far.
+    wakes: AtomicUsize,
 }
 
 impl Wake for Slots {
@@ -26,9 +33,17 @@ impl Wake for Slots {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, SeqCst);
         self.read.wake();
         self.write.wake();
     }
+}
+
+/// Which task a poll is for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Side {
+    Read,
+    Write,
 }
 
 /// The two registered wakers and the waker that wakes both.
@@ -46,20 +61,33 @@ impl Fanout {
         }
     }
 
-    /// The waker that wakes both tasks.
-    pub(super) fn waker(&self) -> &Waker {
-        &self.waker
+    /// Runs `poll` with the fan-out waker; if it returns `Pending`, registers the calling task
+    /// for `side`.
+    #[inline]
+    pub(super) fn poll<T>(
+        &self,
+        side: Side,
+        cx: &Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let seen = self.slots.wakes.load(SeqCst);
+        let result = poll(&mut Context::from_waker(&self.waker));
+        if result.is_pending() {
+            let slot = match side {
+                Side::Read => &self.slots.read,
+                Side::Write => &self.slots.write,
+            };
+            slot.register(cx.waker());
+            // Woken after the poll but before the registration: that wake-up found no one.
+            if self.slots.wakes.load(SeqCst) != seen {
+                cx.waker().wake_by_ref();
+            }
+        }
+        result
     }
 
-    /// Registers the receiving task; returns the context to poll the connection with.
-    pub(super) fn reader(&self, cx: &Context<'_>) -> Context<'_> {
-        self.slots.read.register(cx.waker());
-        Context::from_waker(&self.waker)
-    }
-
-    /// Registers the sending task; returns the context to poll the connection with.
-    pub(super) fn writer(&self, cx: &Context<'_>) -> Context<'_> {
-        self.slots.write.register(cx.waker());
-        Context::from_waker(&self.waker)
+    /// Wakes both tasks, so each polls again and sees what changed.
+    pub(super) fn wake_all(&self) {
+        self.waker.wake_by_ref();
     }
 }
