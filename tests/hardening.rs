@@ -79,6 +79,28 @@ async fn a_ping_flood_from_a_peer_that_never_reads_stays_bounded() {
     assert!(most <= bound, "{most} bytes queued; bound {bound}");
 }
 
+/// `write_buffer_size(0)` (axum's "write at once") still answers every ping.
+#[tokio::test]
+async fn pings_are_answered_with_a_zero_write_buffer_size() {
+    let (mut ws, mut peer) = server(64 * 1024, &Config::default().write_buffer_size(0));
+    for i in 0..3u8 {
+        peer.write_all(&masked_frame(0x89, &[i])).await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(msg.is_ping());
+        let mut pong = [0u8; 3];
+        let _ = tokio::time::timeout(Duration::from_millis(10), ws.next()).await;
+        tokio::time::timeout(Duration::from_secs(2), peer.read_exact(&mut pong))
+            .await
+            .expect("no pong")
+            .unwrap();
+        assert_eq!(pong, [0x8a, 1, i]);
+    }
+}
+
 /// With the application's messages above the high-water mark and the peer not reading, the
 /// socket stops reading too, so TCP pushes back on the flood instead of our CPU absorbing it.
 #[tokio::test]

@@ -954,7 +954,7 @@ impl Core {
     /// enough, so at most one is owed. The socket's own replies never take the queue past it,
     /// however many pings a peer sends without reading.
     fn answer_ping(&mut self, payload: &Bytes) {
-        if self.write.len() < self.cfg.write_buffer_size {
+        if self.has_room_for_pong() {
             self.owed_pong = None;
             self.queue(OpCode::Pong, payload);
         } else {
@@ -962,9 +962,15 @@ impl Core {
         }
     }
 
-    /// Queues the owed pong once the write queue is below `write_buffer_size` again.
+    /// Whether a pong may be queued: below `write_buffer_size`, or into an empty queue (a
+    /// `write_buffer_size` of 0 means "write at once", not "never answer").
+    fn has_room_for_pong(&self) -> bool {
+        self.write.is_empty() || self.write.len() < self.cfg.write_buffer_size
+    }
+
+    /// Queues the owed pong once the write queue has room for it again.
     fn queue_owed_pong(&mut self) {
-        if self.write.len() < self.cfg.write_buffer_size {
+        if self.has_room_for_pong() {
             if let Some(ping) = self.owed_pong.take() {
                 self.queue(OpCode::Pong, &ping);
             }
