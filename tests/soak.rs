@@ -510,7 +510,9 @@ impl Plan {
         };
         let read_delay_ms = match scenario {
             Scenario::SlowReader => rng.range(800, 2000),
-            Scenario::PingFlood => flood_ms + rng.range(300, 1200),
+            // It closes right after the flood: it must start reading well within the server's
+            // 1 s close timeout, or the server rightly gives up on the close handshake.
+            Scenario::PingFlood => flood_ms + rng.range(200, 600),
             Scenario::CloseMeIgnored => rng.range(2200, 3000),
             Scenario::DeadPeer => rng.range(5000, 5600),
             Scenario::Echo | Scenario::Hold => 0,
@@ -969,7 +971,13 @@ impl Ctx {
                     1,
                 );
             }
-            End::Failed(why) => self.fail(format!("{}: {why}", plan.describe())),
+            End::Failed(why) => {
+                let server = self
+                    .slot(plan.id)
+                    .map(|slot| slot.describe(plan.id))
+                    .unwrap_or_default();
+                self.fail(format!("{}: {why}\n      ({server})", plan.describe()));
+            }
             _ => {}
         }
     }

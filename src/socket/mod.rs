@@ -431,7 +431,9 @@ where
         poll: impl FnOnce(&mut Core, &mut S, &mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
         let Self { io, core, wake } = self;
-        wake.poll(side, cx, |cx| {
+        let queued = core.write.len();
+        let closed = core.close_received;
+        let result = wake.poll(side, cx, |cx| {
             let result = poll(core, io, cx);
             if core.wake_both {
                 // `cx` wakes both halves.
@@ -439,7 +441,15 @@ where
                 cx.waker().wake_by_ref();
             }
             result
-        })
+        });
+        // Progress one side made for the other raises no IO event: the receiving side's poll
+        // wrote queued messages out (a sender may wait for room or for its flush), or the
+        // sending side's close read the peer's close (the receiver must see it).
+        let wrote = matches!(side, Side::Read) && core.write.len() < queued;
+        if wrote || core.close_received != closed {
+            wake.wake_other(side);
+        }
+        result
     }
 }
 

@@ -86,6 +86,14 @@ impl Fanout {
         result
     }
 
+    /// Wakes the task of the other side than `side`.
+    pub(super) fn wake_other(&self, side: Side) {
+        match side {
+            Side::Read => self.slots.write.wake(),
+            Side::Write => self.slots.read.wake(),
+        }
+    }
+
     /// Wakes both tasks, so each polls again and sees what changed.
     pub(super) fn wake_all(&self) {
         self.waker.wake_by_ref();
