@@ -384,6 +384,9 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
+        if let Some(msg) = self.core.next_buffered() {
+            return Poll::Ready(Some(Ok(msg)));
+        }
         self.poll_core(Side::Read, cx, Core::poll_next)
     }
 
@@ -508,27 +511,11 @@ impl Core {
 
             match self.decoder.decode(&mut self.read.buf) {
                 Ok(Some(msg)) => {
-                    self.on_frame();
-                    #[cfg(feature = "deflate")]
-                    {
-                        self.active = true;
+                    if self.received(&msg) {
+                        return Poll::Ready(Some(Ok(msg)));
                     }
-                    match &msg {
-                        Message::Ping(payload) if !self.close_sent => {
-                            self.answer_ping(payload);
-                        }
-                        Message::Close(frame) => {
-                            self.close_received = true;
-                            if !self.close_sent {
-                                let code = frame.as_ref().map(|f| f.code);
-                                self.send_close(code.map(|c| CloseFrame::new(c, "")).as_ref());
-                            }
-                            self.pending_close = Some(Box::new(msg));
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    return Poll::Ready(Some(Ok(msg)));
+                    self.pending_close = Some(Box::new(msg));
+                    continue;
                 }
                 Ok(None) => {}
                 Err(kind) => {
@@ -574,6 +561,60 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// The next message already in the read buffer, while the connection is plainly open (no
+    /// close either way, no failure, no shutdown to watch): it needs no IO and no timer, so
+    /// no waker either. `None` sends the caller down the full path of [`poll_next`].
+    #[inline]
+    fn next_buffered(&mut self) -> Option<Message> {
+        if self.close_sent
+            || self.close_received
+            || self.done
+            || self.failure.is_some()
+            || self.shutdown.is_some()
+        {
+            return None;
+        }
+        match self.decoder.decode(&mut self.read.buf) {
+            Ok(Some(msg)) => {
+                if self.received(&msg) {
+                    return Some(msg);
+                }
+                self.pending_close = Some(Box::new(msg));
+                None
+            }
+            Ok(None) => None,
+            Err(kind) => {
+                self.fail(kind);
+                None
+            }
+        }
+    }
+
+    /// What a decoded message does to the connection: a ping is answered; the peer's close is
+    /// answered, and `false` says to keep it until our reply is written. The application gets
+    /// every other message at once.
+    #[inline(always)]
+    fn received(&mut self, msg: &Message) -> bool {
+        self.on_frame();
+        #[cfg(feature = "deflate")]
+        {
+            self.active = true;
+        }
+        match msg {
+            Message::Ping(payload) if !self.close_sent => self.answer_ping(payload),
+            Message::Close(frame) => {
+                self.close_received = true;
+                if !self.close_sent {
+                    let code = frame.as_ref().map(|f| f.code);
+                    self.send_close(code.map(|c| CloseFrame::new(c, "")).as_ref());
+                }
+                return false;
+            }
+            _ => {}
+        }
+        true
     }
 
     /// Before the stream sleeps: gives an empty read buffer back (lending it to the next
