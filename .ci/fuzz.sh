@@ -6,12 +6,16 @@
 # crash, timeout or out-of-memory.
 #
 #   FUZZ_SECONDS=30      seconds of fuzzing per target
+#   FUZZ_SEED=1          libFuzzer's seed (0: random)
 #   FUZZ_SANITIZER=address  or none (falls back to none by itself if ASan cannot be built)
 #   FUZZ_TARGETS="decode socket"  a subset (default: every target `cargo fuzz list` gives)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+# A fixed seed makes a CI failure reproducible (and a CI pass repeatable); set FUZZ_SEED=0 for
+# a random one when fuzzing by hand.
+FUZZ_SEED="${FUZZ_SEED:-1}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 # cargo-fuzz passes -Z flags to rustc; the stable toolchain takes them with RUSTC_BOOTSTRAP.
 export RUSTC_BOOTSTRAP=1
@@ -77,7 +81,7 @@ for target in $targets; do
   log="$work/$target.log"
   status=ok
   if ! cargo fuzz run -O -s "$sanitizer" "$target" "$corpus" -- \
-    -max_total_time="$FUZZ_SECONDS" -timeout=20 -artifact_prefix="$artifacts" \
+    -max_total_time="$FUZZ_SECONDS" -seed="$FUZZ_SEED" -timeout=20 -artifact_prefix="$artifacts" \
     -print_final_stats=1 >"$log" 2>&1; then
     status=CRASH
     failed+=("$target")
