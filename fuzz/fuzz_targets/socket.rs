@@ -753,6 +753,16 @@ impl Harness<'_> {
         }
     }
 
+    /// A sink poll of `SplitSink` returned an error: the item it held was taken from its slot
+    /// and either refused by the socket (an invalid close frame) or taken before a later step
+    /// failed. Which one is not observable, so the model forgets it (and expects no exact
+    /// sequence from here on).
+    fn slot_lost(&mut self) {
+        if self.slot.take().is_some() {
+            self.sent_exact = false;
+        }
+    }
+
     /// The socket has `msg`.
     fn on_submitted(&mut self, msg: &Message) {
         match msg {
@@ -886,6 +896,7 @@ impl Harness<'_> {
                     Poll::Pending => return Some(Op::Send { msg, flush }),
                     Poll::Ready(Err(e)) => {
                         log!("    poll_ready: {e}");
+                        self.slot_lost();
                         return None;
                     }
                     Poll::Ready(Ok(())) => self.slot_flushed(),
@@ -909,6 +920,8 @@ impl Harness<'_> {
                 Poll::Ready(r) => {
                     if r.is_ok() {
                         self.slot_flushed();
+                    } else {
+                        self.slot_lost();
                     }
                     None
                 }
@@ -928,6 +941,8 @@ impl Harness<'_> {
                         log!("    close: {r:?}");
                         if r.is_ok() {
                             self.slot_flushed();
+                        } else {
+                            self.slot_lost();
                         }
                         None
                     }
