@@ -47,6 +47,16 @@ impl WriteBuf {
         payload: &Bytes,
         mask: Option<[u8; 4]>,
     ) {
+        if mask.is_none() && payload.len() <= 125 {
+            // The common small frame: a two-byte header (of constant length, so no call to
+            // copy it) and the payload, into one reservation.
+            let b0 = u8::from(fin) << 7 | u8::from(rsv1) << 6 | opcode.as_u8();
+            self.flat.reserve(2 + payload.len());
+            self.flat.extend_from_slice(&[b0, payload.len() as u8]);
+            self.flat.extend_from_slice(payload);
+            self.len += 2 + payload.len();
+            return;
+        }
         let header = FrameHeader {
             fin,
             rsv1,

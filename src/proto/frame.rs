@@ -28,7 +28,7 @@ impl OpCode {
         })
     }
 
-    const fn as_u8(self) -> u8 {
+    pub(crate) const fn as_u8(self) -> u8 {
         match self {
             Self::Continuation => 0x0,
             Self::Text => 0x1,
