@@ -59,63 +59,22 @@ impl FrameDecoder {
 }
 
 #[cfg(feature = "deflate")]
-pub use self::deflate::{
-    Agreed, Deflater, Inflater, SyntaxError, negotiate, websocket_with_deflate,
-};
+pub use self::deflate::{Deflater, Inflater, SyntaxError, negotiate, websocket_with_deflate};
+/// The permessage-deflate parameters both sides agreed to.
+#[cfg(feature = "deflate")]
+pub use crate::deflate::negotiate::Agreed;
 
 #[cfg(feature = "deflate")]
 mod deflate {
     use http::HeaderValue;
 
+    use super::Agreed;
     use crate::config::Config;
     use crate::deflate::DeflateConfig;
     use crate::error::ErrorKind;
     use crate::handshake::Negotiated;
     use crate::proto::Role;
     use crate::socket::WebSocket;
-
-    /// The permessage-deflate parameters both sides agreed to, with public fields.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Agreed {
-        /// The server resets its compressor after each message.
-        pub server_no_context_takeover: bool,
-        /// The client resets its compressor after each message.
-        pub client_no_context_takeover: bool,
-        /// The window the server compresses with.
-        pub server_max_window_bits: u8,
-        /// The window the client compresses with (at most).
-        pub client_max_window_bits: u8,
-        /// The compression level.
-        pub level: u32,
-        /// Messages shorter than this are sent uncompressed.
-        pub threshold: usize,
-    }
-
-    impl From<crate::deflate::Agreed> for Agreed {
-        fn from(a: crate::deflate::Agreed) -> Self {
-            Self {
-                server_no_context_takeover: a.server_no_context_takeover,
-                client_no_context_takeover: a.client_no_context_takeover,
-                server_max_window_bits: a.server_max_window_bits,
-                client_max_window_bits: a.client_max_window_bits,
-                level: a.level,
-                threshold: a.threshold,
-            }
-        }
-    }
-
-    impl From<Agreed> for crate::deflate::Agreed {
-        fn from(a: Agreed) -> Self {
-            Self {
-                server_no_context_takeover: a.server_no_context_takeover,
-                client_no_context_takeover: a.client_no_context_takeover,
-                server_max_window_bits: a.server_max_window_bits,
-                client_max_window_bits: a.client_max_window_bits,
-                level: a.level,
-                threshold: a.threshold,
-            }
-        }
-    }
 
     /// The `Sec-WebSocket-Extensions` fields do not follow the extension-list grammar.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,9 +90,7 @@ mod deflate {
         fields: &[HeaderValue],
         policy: &DeflateConfig,
     ) -> Result<Option<(Agreed, HeaderValue)>, SyntaxError> {
-        crate::deflate::negotiate(fields.iter(), policy)
-            .map(|chosen| chosen.map(|(agreed, response)| (agreed.into(), response)))
-            .map_err(|_| SyntaxError)
+        crate::deflate::negotiate(fields.iter(), policy).map_err(|_| SyntaxError)
     }
 
     /// The receiving side's decompressor.
@@ -146,7 +103,7 @@ mod deflate {
         /// The decompressor for messages sent by the server (`from_server`) or the client.
         pub fn new(agreed: &Agreed, from_server: bool) -> Self {
             Self {
-                inner: crate::deflate::Inflater::new(&(*agreed).into(), from_server),
+                inner: crate::deflate::Inflater::new(agreed, from_server),
             }
         }
 
@@ -188,7 +145,7 @@ mod deflate {
         /// The compressor of the server (`server`) or the client.
         pub fn new(agreed: &Agreed, server: bool) -> Self {
             Self {
-                inner: crate::deflate::Deflater::new(&(*agreed).into(), server),
+                inner: crate::deflate::Deflater::new(agreed, server),
             }
         }
 
@@ -223,7 +180,7 @@ mod deflate {
     ) -> WebSocket<S> {
         let negotiated = Negotiated {
             protocol: None,
-            deflate: deflate.map(Into::into),
+            deflate,
         };
         WebSocket::with_negotiated(io, role, config.socket(), negotiated)
     }

@@ -20,7 +20,7 @@
 //! ```
 
 mod codec;
-mod negotiate;
+pub(crate) mod negotiate;
 
 pub(crate) use codec::{Deflater, Inflater};
 pub(crate) use negotiate::{Agreed, negotiate};

@@ -5,19 +5,21 @@ use http::HeaderValue;
 
 use super::DeflateConfig;
 
-/// The parameters both sides agreed to.
+/// The parameters both sides agreed to. Public only through `__fuzz`, for the fuzz targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Agreed {
+pub struct Agreed {
     /// The server resets its compressor after each message.
-    pub(crate) server_no_context_takeover: bool,
+    pub server_no_context_takeover: bool,
     /// The client resets its compressor after each message.
-    pub(crate) client_no_context_takeover: bool,
+    pub client_no_context_takeover: bool,
     /// The window the server compresses with.
-    pub(crate) server_max_window_bits: u8,
+    pub server_max_window_bits: u8,
     /// The window the client compresses with (at most).
-    pub(crate) client_max_window_bits: u8,
-    pub(crate) level: u32,
-    pub(crate) threshold: usize,
+    pub client_max_window_bits: u8,
+    /// The compression level.
+    pub level: u32,
+    /// Messages shorter than this are sent uncompressed.
+    pub threshold: usize,
 }
 
 impl Agreed {
