@@ -21,6 +21,11 @@ use http_body::{Frame, SizeHint};
 /// let body = tower_ws::Body::from("not allowed");
 /// assert_eq!(body.size_hint().exact(), Some(11));
 /// assert!(tower_ws::Body::empty().is_end_stream());
+///
+/// // Owned text and bytes convert too, as a refusal built with `format!` needs.
+/// let body = tower_ws::Body::from(format!("{} is not allowed", "POST"));
+/// assert_eq!(body.size_hint().exact(), Some(18));
+/// assert_eq!(tower_ws::Body::from(vec![1u8, 2, 3]).size_hint().exact(), Some(3));
 /// ```
 #[derive(Default, Clone)]
 pub struct Body(Option<Bytes>);
@@ -41,6 +46,27 @@ impl From<&'static str> for Body {
 impl From<Bytes> for Body {
     fn from(bytes: Bytes) -> Self {
         Self((!bytes.is_empty()).then_some(bytes))
+    }
+}
+
+impl From<String> for Body {
+    fn from(text: String) -> Self {
+        Self::from(Bytes::from(text))
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::from(Bytes::from(bytes))
+    }
+}
+
+impl From<std::borrow::Cow<'static, str>> for Body {
+    fn from(text: std::borrow::Cow<'static, str>) -> Self {
+        match text {
+            std::borrow::Cow::Borrowed(s) => Self::from(s),
+            std::borrow::Cow::Owned(s) => Self::from(s),
+        }
     }
 }
 

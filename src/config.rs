@@ -76,6 +76,11 @@ pub struct Config {
     /// The subprotocols the server speaks, most preferred first. The first one the client also
     /// offers is selected. Default: none.
     pub protocols: Vec<String>,
+    /// Refuse a client that offers none of [`protocols`](Config#structfield.protocols) with
+    /// `400 Bad Request`, whose body lists the ones the server speaks (for apps whose
+    /// versioned protocols have no sensible default). Default: `false` (such a client is
+    /// accepted with no subprotocol, as RFC 6455 §4.2.2 allows).
+    pub require_protocol: bool,
     /// permessage-deflate (RFC 7692) policy; `None` declines every compression offer.
     /// Default: `None`. Compression costs CPU and, with context takeover, memory per
     /// connection; see [`DeflateConfig`](crate::DeflateConfig).
@@ -98,6 +103,7 @@ impl Default for Config {
             accept_unmasked_frames: false,
             origin: OriginPolicy::SameOrigin,
             protocols: Vec::new(),
+            require_protocol: false,
             #[cfg(feature = "deflate")]
             deflate: None,
         }
@@ -139,6 +145,33 @@ impl Config {
         accept_unmasked_frames: bool;
         /// Sets [`origin`](Config#structfield.origin).
         origin: OriginPolicy;
+    }
+
+    /// Sets [`require_protocol`](Config#structfield.require_protocol).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::{Config, handshake};
+    ///
+    /// let config = Config::default().protocols(["todo.v2", "todo.v1"]).require_protocol(true);
+    /// let req = http::Request::get("/")
+    ///     .header("host", "example.com")
+    ///     .header("connection", "upgrade")
+    ///     .header("upgrade", "websocket")
+    ///     .header("sec-websocket-version", "13")
+    ///     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .header("sec-websocket-protocol", "todo.v0")
+    ///     .body(())
+    ///     .unwrap();
+    /// let refused = handshake::validate(&req, &config).unwrap_err();
+    /// assert_eq!(refused.status(), 400);
+    /// assert_eq!(refused.detail(), Some("this endpoint speaks todo.v2, todo.v1"));
+    /// ```
+    #[must_use]
+    pub fn require_protocol(mut self, require: bool) -> Self {
+        self.require_protocol = require;
+        self
     }
 
     /// Sets [`deflate`](Config#structfield.deflate).

@@ -39,7 +39,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::Body;
 use crate::config::{Config, SocketConfig};
 use crate::error::{Error, ErrorKind};
-use crate::handshake::{self, HandshakeError, HandshakeErrorKind, Negotiated};
+use crate::handshake::{self, HandshakeError, HandshakeErrorKind, Negotiated, RequestHead};
 use crate::proto::Role;
 use crate::shutdown::Watch;
 use crate::socket::WebSocket;
@@ -79,8 +79,8 @@ pub fn upgrade<B>(
 
 /// [`handshake::validate`] for HTTP/1.1, [`handshake::validate_extended_connect`] for HTTP/2,
 /// with the `:protocol` pseudo-header read from hyper's extension.
-pub(crate) fn validate<B>(
-    req: &Request<B>,
+pub(crate) fn validate(
+    req: &(impl RequestHead + ?Sized),
     config: &Config,
 ) -> Result<handshake::Accept, HandshakeError> {
     if req.version() < Version::HTTP_2 {
@@ -97,7 +97,7 @@ pub(crate) fn validate<B>(
 }
 
 /// Whether `req` is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441).
-fn is_extended_connect<B>(req: &Request<B>) -> bool {
+fn is_extended_connect(req: &(impl RequestHead + ?Sized)) -> bool {
     req.method() == Method::CONNECT
         && req
             .extensions()
@@ -105,8 +105,8 @@ fn is_extended_connect<B>(req: &Request<B>) -> bool {
             .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
 }
 
-/// Whether `req` asks for a WebSocket, valid or not: an HTTP/1.1 upgrade request
-/// ([`handshake::is_upgrade_request`]) or an HTTP/2 extended `CONNECT` whose `:protocol` is
+/// Whether `req` (a request or its parts) asks for a WebSocket, valid or not: an HTTP/1.1
+/// upgrade request ([`handshake::is_http1_upgrade`]) or an HTTP/2 extended `CONNECT` whose `:protocol` is
 /// `websocket` (RFC 8441, read from hyper's `Protocol` extension).
 ///
 /// # Examples
@@ -127,8 +127,8 @@ fn is_extended_connect<B>(req: &Request<B>) -> bool {
 /// h2.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
 /// assert!(tower_ws::is_upgrade_request(&h2));
 /// ```
-pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
-    handshake::is_upgrade_request(req) || is_extended_connect(req)
+pub fn is_upgrade_request(req: &(impl RequestHead + ?Sized)) -> bool {
+    handshake::is_http1_upgrade(req) || is_extended_connect(req)
 }
 
 /// Resolves to the [`WebSocket`] once hyper hands over the upgraded connection.

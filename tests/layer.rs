@@ -330,3 +330,70 @@ async fn layer_refuses_upgrades_with_503_while_shutting_down() {
     .await;
     assert_eq!(status, 418);
 }
+
+/// A layer with `.path("/ws")` takes sockets there only; an upgrade request for any other path
+/// reaches the app, whose own answer (here its teapot) the client gets.
+#[tokio::test]
+async fn layer_with_a_path_leaves_other_paths_to_the_app() {
+    let layer = echo_layer().path("/ws");
+    let addr = serve(layer.layer(service_fn(app)), false).await;
+
+    let (status, body) = raw_response(addr, &upgrade_request("/anything", "")).await;
+    assert_eq!(status, 418, "the app answers other paths: {body}");
+    assert!(body.contains("GET /anything"), "{body}");
+
+    let (mut client, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/ws")))
+        .await
+        .unwrap();
+    within(client.send(tungstenite::Message::text("hi")))
+        .await
+        .unwrap();
+    let back = within(client.next()).await.unwrap().unwrap();
+    assert_eq!(back.into_text().unwrap().as_str(), "hi");
+}
+
+/// `.when` selects on the request head; `.guard` answers with its own response before any 101,
+/// and what it puts in the extensions reaches the handler.
+#[tokio::test]
+async fn layer_guard_refuses_with_its_response_and_hands_the_handler_its_extensions() {
+    #[derive(Clone)]
+    struct User(&'static str);
+    let layer = WebSocketLayer::new()
+        .when(|parts: &http::request::Parts| parts.uri.path().starts_with("/live/"))
+        .guard(|parts: &mut http::request::Parts| {
+            if parts
+                .headers
+                .get("authorization")
+                .is_some_and(|v| v == "Bearer t")
+            {
+                parts.extensions.insert(User("ann"));
+                return Ok(());
+            }
+            let mut refused = Response::new(Body::from(format!("no token for {}", parts.uri)));
+            *refused.status_mut() = StatusCode::UNAUTHORIZED;
+            Err(refused)
+        })
+        .on_upgrade(
+            |mut ws: UpgradedWebSocket, parts: http::request::Parts| async move {
+                let user = parts.extensions.get::<User>().map_or("nobody", |u| u.0);
+                let _ = ws.send(Message::text(format!("hello {user}"))).await;
+            },
+        );
+    let addr = serve(layer.layer(service_fn(app)), false).await;
+
+    let (status, body) = raw_response(addr, &upgrade_request("/live/1", "")).await;
+    assert_eq!(status, 401);
+    assert!(body.ends_with("\r\n\r\nno token for /live/1"), "{body}");
+    // Not selected: the guard never runs, the app answers.
+    let (status, _) = raw_response(addr, &upgrade_request("/other", "")).await;
+    assert_eq!(status, 418);
+
+    let mut req =
+        tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{addr}/live/1"))
+            .unwrap();
+    req.headers_mut()
+        .insert("authorization", "Bearer t".parse().unwrap());
+    let (mut client, _) = within(tokio_tungstenite::connect_async(req)).await.unwrap();
+    let hello = within(client.next()).await.unwrap().unwrap();
+    assert_eq!(hello.into_text().unwrap().as_str(), "hello ann");
+}

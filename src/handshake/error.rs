@@ -19,9 +19,11 @@ use crate::body::Body;
 /// let response = err.into_response();
 /// assert_eq!(response.headers()["allow"], "GET");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandshakeError {
     kind: HandshakeErrorKind,
+    /// What the request cannot know, added to the message (the protocols the server speaks).
+    detail: Option<Box<str>>,
 }
 
 /// The rule a refused handshake broke.
@@ -67,9 +69,25 @@ pub enum HandshakeErrorKind {
     NotUpgradable,
     /// The server is shutting down and takes no new WebSockets (503).
     ShuttingDown,
+    /// The server requires a subprotocol ([`Config::require_protocol`](crate::Config)) and the
+    /// client offered none of the ones it speaks (400; the body lists them).
+    NoCommonProtocol,
 }
 
 impl HandshakeError {
+    pub(crate) fn with_detail(kind: HandshakeErrorKind, detail: String) -> Self {
+        Self {
+            kind,
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// What the server adds to [`message`](Self::message) for this request, if anything: for
+    /// [`HandshakeErrorKind::NoCommonProtocol`], the subprotocols it speaks.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
     /// The rule that was broken.
     pub const fn kind(&self) -> HandshakeErrorKind {
         self.kind
@@ -89,7 +107,8 @@ impl HandshakeError {
             | K::InvalidKey
             | K::MissingHost
             | K::NotWebSocketProtocol
-            | K::InvalidExtensions => StatusCode::BAD_REQUEST,
+            | K::InvalidExtensions
+            | K::NoCommonProtocol => StatusCode::BAD_REQUEST,
             K::OriginForbidden => StatusCode::FORBIDDEN,
             K::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
             K::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -125,6 +144,10 @@ impl HandshakeError {
                 "this connection cannot be upgraded (the server does not support HTTP upgrades)"
             }
             K::ShuttingDown => "the server is shutting down and takes no new WebSocket connections",
+            K::NoCommonProtocol => {
+                "the client offered none of the subprotocols (`Sec-WebSocket-Protocol`) this \
+                 endpoint requires"
+            }
         }
     }
 
@@ -133,7 +156,11 @@ impl HandshakeError {
     /// `Sec-WebSocket-Version: 13` with 426).
     #[must_use = "the response should be sent to the client"]
     pub fn into_response(self) -> Response<Body> {
-        let mut res = Response::new(Body::from(self.message()));
+        let body = match &self.detail {
+            Some(detail) => Body::from(format!("{}: {detail}", self.message())),
+            None => Body::from(self.message()),
+        };
+        let mut res = Response::new(body);
         *res.status_mut() = self.status();
         let h = res.headers_mut();
         h.insert(
@@ -161,13 +188,17 @@ impl HandshakeError {
 
 impl From<HandshakeErrorKind> for HandshakeError {
     fn from(kind: HandshakeErrorKind) -> Self {
-        Self { kind }
+        Self { kind, detail: None }
     }
 }
 
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message())
+        f.write_str(self.message())?;
+        match &self.detail {
+            Some(detail) => write!(f, ": {detail}"),
+            None => Ok(()),
+        }
     }
 }
 

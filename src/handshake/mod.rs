@@ -18,7 +18,7 @@
 //!     .header("sec-websocket-protocol", "chat.v1, chat.v2")
 //!     .body(())
 //!     .unwrap();
-//! assert!(handshake::is_upgrade_request(&req));
+//! assert!(handshake::is_http1_upgrade(&req));
 //!
 //! let config = Config::default().protocols(["chat.v2", "chat.v1"]);
 //! let accept = handshake::validate(&req, &config).unwrap();
@@ -29,10 +29,12 @@
 //! ```
 
 mod error;
+mod head;
 mod headers;
 mod origin;
 
 pub use error::{HandshakeError, HandshakeErrorKind};
+pub use head::RequestHead;
 pub use origin::OriginPolicy;
 
 use base64::Engine;
@@ -41,7 +43,7 @@ use http::header::{
     CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{HeaderValue, Method, Response, StatusCode, Version};
 use sha1::{Digest, Sha1};
 
 use crate::body::Body;
@@ -140,16 +142,20 @@ pub fn accept_key(key: &[u8]) -> String {
     BASE64.encode(sha1.finalize())
 }
 
-/// Whether `req` asks for a WebSocket upgrade (`GET` with `Connection: upgrade` and
-/// `Upgrade: websocket`), valid or not. Use it to route upgrades apart from other traffic.
+/// Whether `req` asks for an HTTP/1.1 WebSocket upgrade (`GET` with `Connection: upgrade` and
+/// `Upgrade: websocket`), valid or not.
+///
+/// HTTP/2 WebSockets (RFC 8441) carry their `:protocol` in a server-specific place, so this
+/// does not see them; [`tower_ws::is_upgrade_request`](crate::is_upgrade_request) answers for
+/// both versions on hyper.
 ///
 /// # Examples
 ///
 /// ```
 /// let plain = http::Request::get("/").body(()).unwrap();
-/// assert!(!tower_ws::handshake::is_upgrade_request(&plain));
+/// assert!(!tower_ws::handshake::is_http1_upgrade(&plain));
 /// ```
-pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+pub fn is_http1_upgrade(req: &(impl RequestHead + ?Sized)) -> bool {
     req.method() == Method::GET
         && headers::has_token(req.headers(), &UPGRADE, "websocket")
         && headers::has_token(req.headers(), &CONNECTION, "upgrade")
@@ -168,18 +174,23 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
 /// let offered: Vec<_> = tower_ws::handshake::requested_protocols(&req).collect();
 /// assert_eq!(offered, ["a", "b", "c"]);
 /// ```
-pub fn requested_protocols<B>(req: &Request<B>) -> impl Iterator<Item = &str> {
+pub fn requested_protocols(req: &(impl RequestHead + ?Sized)) -> impl Iterator<Item = &str> {
     headers::tokens(req.headers(), &SEC_WEBSOCKET_PROTOCOL)
 }
 
 /// Checks an upgrade request (RFC 6455 §4.2.1) against `config`.
+///
+/// `req` is a whole [`http::Request`] or its [`http::request::Parts`] (see [`RequestHead`]).
 ///
 /// # Errors
 ///
 /// A [`HandshakeError`] naming the first rule the request breaks; its
 /// [`status`](HandshakeError::status) and [`into_response`](HandshakeError::into_response)
 /// give the answer to send.
-pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, HandshakeError> {
+pub fn validate(
+    req: &(impl RequestHead + ?Sized),
+    config: &Config,
+) -> Result<Accept, HandshakeError> {
     use HandshakeErrorKind as E;
     let headers = req.headers();
     // RFC 6455 §4.1: the method of the request MUST be GET, and the HTTP version at least 1.1.
@@ -236,8 +247,8 @@ pub fn validate<B>(req: &Request<B>, config: &Config) -> Result<Accept, Handshak
 ///     .unwrap();
 /// assert_eq!(accept.response().status(), 200);
 /// ```
-pub fn validate_extended_connect<B>(
-    req: &Request<B>,
+pub fn validate_extended_connect(
+    req: &(impl RequestHead + ?Sized),
     config: &Config,
 ) -> Result<Accept, HandshakeError> {
     use HandshakeErrorKind as E;
@@ -269,8 +280,8 @@ fn check_version(headers: &http::HeaderMap) -> Result<(), HandshakeErrorKind> {
 }
 
 /// The checks both handshakes share: host, origin, and the subprotocol choice.
-fn agree<B>(
-    req: &Request<B>,
+fn agree(
+    req: &(impl RequestHead + ?Sized),
     config: &Config,
     accept_key: Option<HeaderValue>,
 ) -> Result<Accept, HandshakeError> {
@@ -289,9 +300,19 @@ fn agree<B>(
     if origins.next().is_some() || !config.origin.allows(origin, host, headers) {
         return Err(E::OriginForbidden.into());
     }
+    let protocol = select_protocol(req, &config.protocols);
+    // RFC 6455 §4.2.2 lets a server accept without a subprotocol; an app that cannot speak
+    // without one asks for the refusal instead.
+    if protocol.is_none() && config.require_protocol && !config.protocols.is_empty() {
+        let speaks = config.protocols.join(", ");
+        return Err(HandshakeError::with_detail(
+            E::NoCommonProtocol,
+            format!("this endpoint speaks {speaks}"),
+        ));
+    }
     #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
     let mut negotiated = Negotiated {
-        protocol: select_protocol(req, &config.protocols),
+        protocol,
         #[cfg(feature = "deflate")]
         deflate: None,
     };
@@ -315,7 +336,7 @@ fn agree<B>(
 }
 
 /// The first of the server's protocols (in its order of preference) that the client offers.
-fn select_protocol<B>(req: &Request<B>, supported: &[String]) -> Option<HeaderValue> {
+fn select_protocol(req: &(impl RequestHead + ?Sized), supported: &[String]) -> Option<HeaderValue> {
     supported
         .iter()
         .find(|s| requested_protocols(req).any(|r| r == s.as_str()))

@@ -239,6 +239,7 @@ fn every_refusal_has_a_body_and_status() {
         K::InvalidExtensions,
         K::NotUpgradable,
         K::ShuttingDown,
+        K::NoCommonProtocol,
     ] {
         let err = HandshakeError::from(kind);
         assert!(err.status().is_client_error() || err.status().is_server_error());
@@ -247,10 +248,60 @@ fn every_refusal_has_a_body_and_status() {
 }
 
 #[test]
-fn is_upgrade_request_ignores_plain_requests() {
-    assert!(is_upgrade_request(&valid().body(()).unwrap()));
-    assert!(!is_upgrade_request(&Request::get("/").body(()).unwrap()));
-    assert!(!is_upgrade_request(
-        &valid().method("POST").body(()).unwrap()
-    ));
+fn is_http1_upgrade_ignores_plain_requests() {
+    assert!(is_http1_upgrade(&valid().body(()).unwrap()));
+    assert!(!is_http1_upgrade(&Request::get("/").body(()).unwrap()));
+    assert!(!is_http1_upgrade(&valid().method("POST").body(()).unwrap()));
+}
+
+#[test]
+fn a_required_subprotocol_refuses_a_client_offering_none_of_them_with_400_naming_them() {
+    let config = Config::default()
+        .protocols(["chat.v2", "chat.v1"])
+        .require_protocol(true);
+    let offers_other = valid()
+        .header("sec-websocket-protocol", "chat.v0")
+        .body(())
+        .unwrap();
+    let err = validate(&offers_other, &config).unwrap_err();
+    assert_eq!(err.kind(), HandshakeErrorKind::NoCommonProtocol);
+    assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        err.to_string()
+            .ends_with(": this endpoint speaks chat.v2, chat.v1")
+    );
+    let offers_none = valid().body(()).unwrap();
+    assert_eq!(
+        validate(&offers_none, &config).unwrap_err().kind(),
+        HandshakeErrorKind::NoCommonProtocol
+    );
+    // One in common: accepted with it. Not required: accepted without one.
+    let offers_v1 = valid()
+        .header("sec-websocket-protocol", "chat.v0, chat.v1")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        validate(&offers_v1, &config).unwrap().protocol().unwrap(),
+        "chat.v1"
+    );
+    let lenient = config.require_protocol(false);
+    assert!(
+        validate(&offers_none, &lenient)
+            .unwrap()
+            .protocol()
+            .is_none()
+    );
+}
+
+#[test]
+fn validate_takes_request_parts_as_well_as_a_request() {
+    let (parts, ()) = valid()
+        .header("sec-websocket-protocol", "b")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let accept = validate(&parts, &Config::default().protocols(["b"])).unwrap();
+    assert_eq!(accept.protocol().unwrap(), "b");
+    assert!(is_http1_upgrade(&parts));
+    assert_eq!(requested_protocols(&parts).collect::<Vec<_>>(), ["b"]);
 }

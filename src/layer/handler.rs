@@ -2,7 +2,7 @@
 //! WebSocket.
 
 use std::fmt;
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 
 use http::request::Parts;
 
@@ -13,8 +13,9 @@ use crate::upgrade::UpgradedWebSocket;
 ///
 /// Implemented for closures `Fn(UpgradedWebSocket, http::request::Parts) -> impl Future<Output
 /// = ()>`: they get the socket (its [`protocol`](crate::WebSocket::protocol) is the negotiated
-/// subprotocol) and the head of the upgrade request (path, query, headers, extensions), and
-/// for [`Forward`], which lets the inner service answer upgrade requests.
+/// subprotocol) and the head of the upgrade request (path, query, headers, extensions). A layer
+/// without a handler uses [`Forward`] instead, which is not an `UpgradeHandler`: whether a
+/// layer answers upgrades or forwards them is decided by its type.
 ///
 /// # Examples
 ///
@@ -33,12 +34,6 @@ pub trait UpgradeHandler: Clone + Send + Sync + 'static {
 
     /// Runs `ws`, accepted from the request whose head is `parts`.
     fn call(&self, ws: UpgradedWebSocket, parts: Parts) -> Self::Future;
-
-    /// `true` for [`Forward`]: upgrade requests go to the inner service.
-    #[doc(hidden)]
-    fn forwards(&self) -> bool {
-        false
-    }
 }
 
 impl<F, Fut> UpgradeHandler for F
@@ -67,19 +62,6 @@ where
 #[derive(Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct Forward;
-
-impl UpgradeHandler for Forward {
-    type Future = Ready<()>;
-
-    fn call(&self, ws: UpgradedWebSocket, _parts: Parts) -> Ready<()> {
-        drop(ws);
-        ready(())
-    }
-
-    fn forwards(&self) -> bool {
-        true
-    }
-}
 
 impl fmt::Debug for Forward {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,13 +4,16 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use http::Response;
 use http::request::Parts;
 use tower_layer::Layer;
 
 use super::Settings;
-use super::handler::{Forward, UpgradeHandler};
+use super::gate::Gate;
+use super::handler::Forward;
 use super::rejection::{DefaultRejection, OnRejection};
 use super::service::WebSocketService;
+use crate::body::Body;
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::upgrade::UpgradedWebSocket;
@@ -34,6 +37,7 @@ use crate::upgrade::UpgradedWebSocket;
 #[must_use = "a layer does nothing until it wraps a service"]
 pub struct WebSocketLayer<H = Forward, R = DefaultRejection> {
     settings: Settings,
+    gate: Gate,
     handler: H,
     rejection: R,
 }
@@ -44,6 +48,7 @@ impl WebSocketLayer {
     pub fn new() -> Self {
         Self {
             settings: Settings::default(),
+            gate: Gate::default(),
             handler: Forward,
             rejection: DefaultRejection,
         }
@@ -92,6 +97,7 @@ impl<H, R> WebSocketLayer<H, R> {
     {
         WebSocketLayer {
             settings: self.settings,
+            gate: self.gate,
             handler,
             rejection: self.rejection,
         }
@@ -102,15 +108,118 @@ impl<H, R> WebSocketLayer<H, R> {
     pub fn on_rejection<R2: OnRejection>(self, rejection: R2) -> WebSocketLayer<H, R2> {
         WebSocketLayer {
             settings: self.settings,
+            gate: self.gate,
             handler: self.handler,
             rejection,
         }
+    }
+
+    /// Takes upgrade requests for this path only; upgrade requests for any other path go to
+    /// the inner service as they are (its routes and its 404s answer them). Plain HTTP requests
+    /// always go to the inner service. Combines with [`when`](Self::when): both must agree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower::{Layer, Service, ServiceExt, service_fn};
+    /// use tower_ws::WebSocketLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let app = service_fn(|_req: http::Request<()>| async {
+    ///     let mut not_found = http::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+    ///     *not_found.status_mut() = http::StatusCode::NOT_FOUND;
+    ///     Ok::<_, std::convert::Infallible>(not_found)
+    /// });
+    /// let mut service = WebSocketLayer::new()
+    ///     .path("/ws")
+    ///     .on_upgrade(|_ws, _parts| async {})
+    ///     .layer(app);
+    ///
+    /// // An upgrade request for another path is the app's to answer: here, a 404.
+    /// let elsewhere = http::Request::get("/anything")
+    ///     .header("connection", "upgrade")
+    ///     .header("upgrade", "websocket")
+    ///     .body(())
+    ///     .unwrap();
+    /// let response = service.ready().await.unwrap().call(elsewhere).await.unwrap();
+    /// assert_eq!(response.status(), 404);
+    /// # }
+    /// ```
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.gate.path = Some(path.into().into());
+        self
+    }
+
+    /// Takes only the upgrade requests whose head `predicate` accepts; the others go to the
+    /// inner service as they are. Combines with [`path`](Self::path): both must agree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::WebSocketLayer;
+    ///
+    /// // Sockets under /live/, everything else for the inner service.
+    /// let layer = WebSocketLayer::new()
+    ///     .when(|parts: &http::request::Parts| parts.uri.path().starts_with("/live/"))
+    ///     .on_upgrade(|_ws, _parts| async {});
+    /// # let _ = layer;
+    /// ```
+    pub fn when<F>(mut self, predicate: F) -> Self
+    where
+        F: Fn(&Parts) -> bool + Send + Sync + 'static,
+    {
+        self.gate.when = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Runs `guard` on every upgrade request the layer takes, before the handshake: `Err`
+    /// answers the request with that response (a `401` from an auth check, say) and no socket
+    /// is opened. The guard may add extensions to the request head (the authenticated user):
+    /// the handler given to [`on_upgrade`](Self::on_upgrade) receives them in its `Parts`, and
+    /// without a handler the inner service sees them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::{Response, StatusCode};
+    /// use tower_ws::{Body, UpgradedWebSocket, WebSocketLayer};
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// let layer = WebSocketLayer::new()
+    ///     .path("/ws")
+    ///     .guard(|parts: &mut http::request::Parts| {
+    ///         match parts.headers.get("authorization").and_then(|v| v.to_str().ok()) {
+    ///             Some("Bearer demo-token") => {
+    ///                 parts.extensions.insert(User("demo".into()));
+    ///                 Ok(())
+    ///             }
+    ///             _ => {
+    ///                 let mut refused = Response::new(Body::from("a bearer token is required"));
+    ///                 *refused.status_mut() = StatusCode::UNAUTHORIZED;
+    ///                 Err(refused)
+    ///             }
+    ///         }
+    ///     })
+    ///     .on_upgrade(|_ws: UpgradedWebSocket, parts: http::request::Parts| async move {
+    ///         let user = parts.extensions.get::<User>().expect("set by the guard");
+    ///         println!("{} connected", user.0);
+    ///     });
+    /// # let _ = layer;
+    /// ```
+    pub fn guard<F>(mut self, guard: F) -> Self
+    where
+        F: Fn(&mut Parts) -> Result<(), Response<Body>> + Send + Sync + 'static,
+    {
+        self.gate.guard = Some(Arc::new(guard));
+        self
     }
 }
 
 impl<S, H, R> Layer<S> for WebSocketLayer<H, R>
 where
-    H: UpgradeHandler,
+    H: Clone,
     R: OnRejection,
 {
     type Service = WebSocketService<S, H, R>;
@@ -119,6 +228,7 @@ where
         WebSocketService::new(
             inner,
             self.settings.clone(),
+            self.gate.clone(),
             self.handler.clone(),
             self.rejection.clone(),
         )
@@ -130,6 +240,7 @@ impl<H, R> fmt::Debug for WebSocketLayer<H, R> {
         f.debug_struct("WebSocketLayer")
             .field("config", &self.settings.config)
             .field("shutdown", &self.settings.shutdown)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }

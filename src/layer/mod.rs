@@ -63,6 +63,7 @@
 
 mod body;
 mod future;
+mod gate;
 mod handler;
 #[allow(clippy::module_inception)]
 mod layer;

@@ -11,7 +11,8 @@ use tower_service::Service;
 use super::Settings;
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
-use super::handler::UpgradeHandler;
+use super::gate::Gate;
+use super::handler::{Forward, UpgradeHandler};
 use super::rejection::OnRejection;
 use crate::handshake::HandshakeError;
 use crate::upgrade;
@@ -41,15 +42,17 @@ use crate::upgrade;
 pub struct WebSocketService<S, H, R> {
     inner: S,
     settings: Settings,
+    gate: Gate,
     handler: H,
     rejection: R,
 }
 
 impl<S, H, R> WebSocketService<S, H, R> {
-    pub(crate) fn new(inner: S, settings: Settings, handler: H, rejection: R) -> Self {
+    pub(crate) fn new(inner: S, settings: Settings, gate: Gate, handler: H, rejection: R) -> Self {
         Self {
             inner,
             settings,
+            gate,
             handler,
             rejection,
         }
@@ -71,6 +74,83 @@ impl<S, H, R> WebSocketService<S, H, R> {
     }
 }
 
+/// What the layer does with a request before its handler (or the inner service) sees it.
+enum Admit<B, F> {
+    /// Not ours: the inner service answers, untouched.
+    Pass(Request<B>),
+    /// Answered already (refused, or by the guard).
+    Answered(ResponseFuture<F>),
+    /// Ours: a selected upgrade request that passed the shutdown check and the guard.
+    Take(Request<B>),
+}
+
+impl<S, H, R: OnRejection> WebSocketService<S, H, R> {
+    fn admit<B, F>(&self, req: Request<B>) -> Admit<B, F> {
+        if !upgrade::is_upgrade_request(&req) {
+            // Untouched: not even an extension is added to plain HTTP traffic.
+            return Admit::Pass(req);
+        }
+        let req = if self.gate.is_open() {
+            req
+        } else {
+            let (mut parts, body) = req.into_parts();
+            if !self.gate.selects(&parts) {
+                return Admit::Pass(Request::from_parts(parts, body));
+            }
+            if let Some(refused) = self.shutting_down() {
+                return Admit::Answered(refused);
+            }
+            if let Err(response) = self.gate.guard(&mut parts) {
+                return Admit::Answered(ResponseFuture::ready(response));
+            }
+            return Admit::Take(Request::from_parts(parts, body));
+        };
+        match self.shutting_down() {
+            Some(refused) => Admit::Answered(refused),
+            None => Admit::Take(req),
+        }
+    }
+
+    fn shutting_down<F>(&self) -> Option<ResponseFuture<F>> {
+        let refused = self.settings.shutdown.as_ref()?.check().err()?;
+        Some(self.refuse(refused))
+    }
+
+    fn refuse<F>(&self, error: HandshakeError) -> ResponseFuture<F> {
+        ResponseFuture::ready(self.rejection.on_rejection(error))
+    }
+}
+
+/// Without a handler: selected upgrade requests go on to the inner service, with the layer's
+/// settings in their extensions.
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for WebSocketService<S, Forward, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: OnRejection,
+    ResBody: http_body::Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match self.admit(req) {
+            Admit::Pass(req) => ResponseFuture::inner(self.inner.call(req)),
+            Admit::Answered(response) => response,
+            Admit::Take(mut req) => {
+                req.extensions_mut().insert(self.settings.clone());
+                ResponseFuture::inner(self.inner.call(req))
+            }
+        }
+    }
+}
+
+/// With a handler: selected upgrade requests are answered here and each socket runs with the
+/// handler in a task of its own.
 impl<S, H, R, ReqBody, ResBody> Service<Request<ReqBody>> for WebSocketService<S, H, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -86,24 +166,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        if !upgrade::is_upgrade_request(&req) {
-            // Untouched: not even an extension is added to plain HTTP traffic.
-            return ResponseFuture::inner(self.inner.call(req));
-        }
-        let shutdown = self.settings.shutdown.clone();
-        if let Err(refused) = shutdown.as_ref().map_or(Ok(()), |s| s.check()) {
-            return self.refuse(refused);
-        }
-        if self.handler.forwards() {
-            req.extensions_mut().insert(self.settings.clone());
-            return ResponseFuture::inner(self.inner.call(req));
-        }
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let mut req = match self.admit(req) {
+            Admit::Pass(req) => return ResponseFuture::inner(self.inner.call(req)),
+            Admit::Answered(response) => return response,
+            Admit::Take(req) => req,
+        };
         let (response, socket) = match upgrade::upgrade(&mut req, &self.settings.config) {
             Ok(accepted) => accepted,
             Err(refused) => return self.refuse(refused),
         };
-        let socket = match &shutdown {
+        let socket = match &self.settings.shutdown {
             Some(s) => socket.with_shutdown(s.watch()),
             None => socket,
         };
@@ -120,17 +193,12 @@ where
     }
 }
 
-impl<S, H, R: OnRejection> WebSocketService<S, H, R> {
-    fn refuse<F>(&self, error: HandshakeError) -> ResponseFuture<F> {
-        ResponseFuture::ready(self.rejection.on_rejection(error))
-    }
-}
-
 impl<S: fmt::Debug, H, R> fmt::Debug for WebSocketService<S, H, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketService")
             .field("inner", &self.inner)
             .field("config", &self.settings.config)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
