@@ -24,7 +24,7 @@ use http_body::{Frame, SizeHint};
 ///
 /// // Owned text and bytes convert too, as a refusal built with `format!` needs.
 /// let body = tower_ws::Body::from(format!("{} is not allowed", "POST"));
-/// assert_eq!(body.size_hint().exact(), Some(18));
+/// assert_eq!(body.size_hint().exact(), Some(19));
 /// assert_eq!(tower_ws::Body::from(vec![1u8, 2, 3]).size_hint().exact(), Some(3));
 /// ```
 #[derive(Default, Clone)]

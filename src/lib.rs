@@ -15,14 +15,35 @@
 //! WebSockets (RFC 8441 extended `CONNECT`; serve with hyper's
 //! `http2::Builder::enable_connect_protocol()`).
 //!
-//! | Feature | Adds |
-//! |---------|------|
-//! | `axum`  | `tower_ws::axum`: `WebSocketUpgrade`, `WebSocket`, `Message`, ... as in axum 0.8 |
-//! | `json`  | `tower_ws::typed`: `Typed`, a `Stream` + `Sink` of serde types |
+//! | Feature   | Default | Adds |
+//! |-----------|---------|------|
+//! | `deflate` | yes     | permessage-deflate (RFC 7692): `Config::deflate`, `DeflateConfig` |
+//! | `server`  | yes     | `tower_ws::serve`: the accept loop on hyper (HTTP/1.1), given a handler |
+//! | `axum`    |         | `tower_ws::axum`: `WebSocketUpgrade`, `WebSocket`, `Message`, ... as in axum 0.8 |
+//! | `json`    |         | `tower_ws::typed`: `Typed`, a `Stream` + `Sink` of serde types |
 //!
 //! # Examples
 //!
-//! An echo server on plain hyper:
+//! An echo server: [`serve`] runs the accept loop on hyper and hands each socket to the handler.
+//!
+//! ```no_run
+//! use tower_ws::{Config, UpgradedWebSocket};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! tower_ws::serve(listener, |mut ws: UpgradedWebSocket, _parts| async move {
+//!     while let Some(Ok(msg)) = ws.recv().await {
+//!         if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+//!             break;
+//!         }
+//!     }
+//! })
+//! .config(Config::default())
+//! .await
+//! # }
+//! ```
+//!
+//! The same on your own hyper loop, with [`upgrade`] inside any service:
 //!
 //! ```no_run
 //! use hyper::server::conn::http1;
@@ -78,6 +99,8 @@ mod error;
 pub mod handshake;
 mod message;
 mod proto;
+#[cfg(feature = "server")]
+mod serve;
 mod socket;
 mod split;
 mod upgrade;
@@ -108,9 +131,13 @@ pub use upgrade::{UpgradeFuture, UpgradedWebSocket, is_upgrade_request, upgrade}
 /// The subprotocols a request offers; see [`handshake::requested_protocols`].
 pub use handshake::requested_protocols;
 pub use layer::WebSocketLayer;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use serve::{Serve, serve};
 pub use shutdown::Shutdown;
 
-/// Entry points for the benchmarks and fuzz targets; not part of the API.
+/// Entry points for the benchmarks (`benches/`); not part of the API. The fuzz targets use
+/// [`__fuzz`].
 #[doc(hidden)]
 pub mod __bench {
     use bytes::{Bytes, BytesMut};

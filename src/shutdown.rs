@@ -75,6 +75,28 @@ impl Shutdown {
         Self::default()
     }
 
+    /// Resolves once [`shutdown`](Shutdown::shutdown) is called (at once if it was): stop
+    /// accepting new connections then.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let shutdown = tower_ws::Shutdown::new();
+    /// let watcher = shutdown.clone();
+    /// let waiting = tokio::spawn(async move { watcher.started().await });
+    /// shutdown.shutdown(std::time::Duration::ZERO).await;
+    /// waiting.await.unwrap();
+    /// # }
+    /// ```
+    pub async fn started(&self) {
+        self.inner.token.cancelled().await;
+    }
+
     /// Whether [`shutdown`](Shutdown::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.token.is_cancelled()

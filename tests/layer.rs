@@ -369,9 +369,10 @@ async fn layer_guard_refuses_with_its_response_and_hands_the_handler_its_extensi
                 parts.extensions.insert(User("ann"));
                 return Ok(());
             }
-            let mut refused = Response::new(Body::from(format!("no token for {}", parts.uri)));
-            *refused.status_mut() = StatusCode::UNAUTHORIZED;
-            Err(refused)
+            Err(tower_ws::layer::Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                format!("no token for {}", parts.uri),
+            ))
         })
         .on_upgrade(
             |mut ws: UpgradedWebSocket, parts: http::request::Parts| async move {

@@ -4,16 +4,14 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use http::Response;
 use http::request::Parts;
 use tower_layer::Layer;
 
 use super::Settings;
-use super::gate::Gate;
-use super::handler::Forward;
+use super::gate::{Gate, Refusal};
+use super::handler::{Forward, UpgradeHandler};
 use super::rejection::{DefaultRejection, OnRejection};
 use super::service::WebSocketService;
-use crate::body::Body;
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::upgrade::UpgradedWebSocket;
@@ -103,6 +101,18 @@ impl<H, R> WebSocketLayer<H, R> {
         }
     }
 
+    /// [`on_upgrade`](Self::on_upgrade) for any [`UpgradeHandler`] (closures get their
+    /// argument types inferred through `on_upgrade`).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn with_handler<H2: UpgradeHandler>(self, handler: H2) -> WebSocketLayer<H2, R> {
+        WebSocketLayer {
+            settings: self.settings,
+            gate: self.gate,
+            handler,
+            rejection: self.rejection,
+        }
+    }
+
     /// Answers refused upgrade requests with `rejection` instead of
     /// [`HandshakeError::into_response`](crate::HandshakeError::into_response).
     pub fn on_rejection<R2: OnRejection>(self, rejection: R2) -> WebSocketLayer<H, R2> {
@@ -173,16 +183,17 @@ impl<H, R> WebSocketLayer<H, R> {
     }
 
     /// Runs `guard` on every upgrade request the layer takes, before the handshake: `Err`
-    /// answers the request with that response (a `401` from an auth check, say) and no socket
-    /// is opened. The guard may add extensions to the request head (the authenticated user):
+    /// answers the request with that [`Refusal`] (a `401` from an auth check, say) and no
+    /// socket is opened. The guard may add extensions to the request head (the authenticated user):
     /// the handler given to [`on_upgrade`](Self::on_upgrade) receives them in its `Parts`, and
     /// without a handler the inner service sees them.
     ///
     /// # Examples
     ///
     /// ```
-    /// use http::{Response, StatusCode};
-    /// use tower_ws::{Body, UpgradedWebSocket, WebSocketLayer};
+    /// use http::StatusCode;
+    /// use tower_ws::layer::Refusal;
+    /// use tower_ws::{UpgradedWebSocket, WebSocketLayer};
     ///
     /// #[derive(Clone)]
     /// struct User(String);
@@ -195,11 +206,7 @@ impl<H, R> WebSocketLayer<H, R> {
     ///                 parts.extensions.insert(User("demo".into()));
     ///                 Ok(())
     ///             }
-    ///             _ => {
-    ///                 let mut refused = Response::new(Body::from("a bearer token is required"));
-    ///                 *refused.status_mut() = StatusCode::UNAUTHORIZED;
-    ///                 Err(refused)
-    ///             }
+    ///             _ => Err(Refusal::new(StatusCode::UNAUTHORIZED, "a bearer token is required")),
     ///         }
     ///     })
     ///     .on_upgrade(|_ws: UpgradedWebSocket, parts: http::request::Parts| async move {
@@ -210,7 +217,7 @@ impl<H, R> WebSocketLayer<H, R> {
     /// ```
     pub fn guard<F>(mut self, guard: F) -> Self
     where
-        F: Fn(&mut Parts) -> Result<(), Response<Body>> + Send + Sync + 'static,
+        F: Fn(&mut Parts) -> Result<(), Refusal> + Send + Sync + 'static,
     {
         self.gate.guard = Some(Arc::new(guard));
         self

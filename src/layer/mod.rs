@@ -74,6 +74,7 @@ use std::sync::Arc;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub use gate::Refusal;
 pub use handler::{Forward, UpgradeHandler};
 pub use layer::WebSocketLayer;
 pub use rejection::{DefaultRejection, OnRejection};

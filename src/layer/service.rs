@@ -100,7 +100,7 @@ impl<S, H, R: OnRejection> WebSocketService<S, H, R> {
             if let Some(refused) = self.shutting_down() {
                 return Admit::Answered(refused);
             }
-            if let Err(response) = self.gate.guard(&mut parts) {
+            if let Some(response) = self.gate.refusal(&mut parts) {
                 return Admit::Answered(ResponseFuture::ready(response));
             }
             return Admit::Take(Request::from_parts(parts, body));
