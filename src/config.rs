@@ -23,6 +23,18 @@ use crate::handshake::OriginPolicy;
 /// Every limit is on by default. Fields are public to read and to set; the by-value setters of the
 /// same names make a chain.
 ///
+/// # Close codes the socket sends on its own
+///
+/// | When | Code | Then |
+/// |------|------|------|
+/// | the peer closes | the peer's code (none if it sent none) | the stream yields the peer's `Close`, then `None` |
+/// | a protocol violation by the peer | 1002, 1007 (bad UTF-8, bad compressed data) or 1009 (over `max_frame_size` / `max_message_size`) | the stream yields the error |
+/// | no frame within `pong_timeout` of a keepalive ping | 1008 | the stream yields [`ErrorKind::KeepaliveTimeout`](crate::ErrorKind) |
+/// | a graceful [`Shutdown`](crate::Shutdown) | 1001 | the close handshake runs as usual |
+/// | the peer does not answer our close within `close_timeout` | none more | the connection is shut down; [`ErrorKind::CloseTimeout`](crate::ErrorKind) |
+///
+/// The reason of these frames is empty.
+///
 /// # Examples
 ///
 /// ```
@@ -39,10 +51,12 @@ pub struct Config {
     /// connection with close code 1009, and no more than this is ever buffered.
     /// Default: 64 MiB. `None` disables the check.
     pub max_message_size: Option<usize>,
-    /// How much the read buffer asks for at a time, in bytes. The buffer is allocated on first
-    /// use, given back while the connection is idle, and shrunk after a large message, so an idle
-    /// connection holds none of it. Larger values mean fewer read calls for bulk traffic.
-    /// Default: 16 KiB.
+    /// How much the read buffer asks for at a time, in bytes (a frame whose header is read
+    /// gets room for the rest of it, up to 1 MiB at a time). A connection holds a read buffer
+    /// only while bytes are buffered: waiting for the peer, it lends the buffer to a per-thread
+    /// pool (at most 16 buffers and 8 MiB per thread; a buffer over 4 MiB, grown for a large
+    /// message, is freed instead), and takes one back at the next read. Larger values mean
+    /// fewer read calls for bulk traffic. Default: 16 KiB.
     pub read_buffer_size: usize,
     /// Bytes buffered by `feed` before the connection starts writing them out on its own.
     /// Messages fed without a flush are batched into as few write calls as possible. Also the
@@ -65,7 +79,9 @@ pub struct Config {
     /// keepalive pings).
     pub ping_interval: Option<Duration>,
     /// With `ping_interval` set: how long to wait for any frame after a keepalive ping before
-    /// the connection is failed with [`ErrorKind::KeepaliveTimeout`](crate::ErrorKind).
+    /// the connection is failed with [`ErrorKind::KeepaliveTimeout`](crate::ErrorKind): the
+    /// socket sends close code 1008 (policy violation) with an empty reason, as far as the
+    /// silent peer's connection still takes it, and the stream ends with that error.
     /// Default: 20 s.
     pub pong_timeout: Duration,
     /// Accept unmasked frames from clients (RFC 6455 forbids them). Default: `false`.
