@@ -3,7 +3,9 @@
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install -y chromium chromium-driver`;
 //! or set `CHROMIUM` and `CHROMEDRIVER` to their paths). Without them the test passes and says,
-//! loudly, that it was skipped. chromedriver's W3C HTTP API is spoken directly, on 127.0.0.1 only.
+//! loudly, that it was skipped, unless `TOWER_WS_REQUIRE_BROWSER` is set (`.ci/run` sets it after
+//! installing them): then a missing browser fails the test. chromedriver's W3C HTTP API is
+//! spoken directly, on 127.0.0.1 only.
 
 #[allow(dead_code)]
 #[path = "../examples/chat.rs"]
@@ -35,6 +37,11 @@ async fn chat_example_two_browser_tabs_see_each_others_messages() {
         tool("CHROMIUM", "/usr/bin/chromium"),
         tool("CHROMEDRIVER", "/usr/bin/chromedriver"),
     ) else {
+        assert!(
+            std::env::var_os("TOWER_WS_REQUIRE_BROWSER").is_none(),
+            "chromium and chromedriver are required (apt-get install -y chromium chromium-driver, \
+             or set CHROMIUM and CHROMEDRIVER)"
+        );
         eprintln!();
         eprintln!("**********************************************************************");
         eprintln!("*** SKIPPED: browser test: chromium / chromedriver not installed   ***");

@@ -138,11 +138,15 @@ pub async fn connect_h2(
         let _ = conn.await;
     });
     // The server's SETTINGS (with ENABLE_CONNECT_PROTOCOL) must arrive before the CONNECT.
+    // A server sends SETTINGS first of all, so once any response to a plain request is in,
+    // they are too: no sleeping and hoping.
     within(send.ready()).await.unwrap();
-    for _ in 0..50 {
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let probe = Request::get("http://localhost/")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let probed = within(send.send_request(probe)).await.unwrap();
+    let _ = within(probed.into_body().collect()).await;
+    within(send.ready()).await.unwrap();
     let mut req = Request::connect(format!("http://localhost{path}"))
         .version(http::Version::HTTP_2)
         .extension(hyper::ext::Protocol::from_static("websocket"))
