@@ -111,6 +111,7 @@ mod write_buf;
 pub mod axum;
 pub mod layer;
 mod shutdown;
+mod signal;
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub mod typed;

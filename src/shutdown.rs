@@ -23,17 +23,11 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Context;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-
 use crate::handshake::{HandshakeError, HandshakeErrorKind};
+use crate::signal::{Signal, Watch};
 use crate::socket::WebSocket;
 
 /// A handle to shut a server's WebSockets down gracefully. Cheap to clone; all clones are the
@@ -59,14 +53,7 @@ use crate::socket::WebSocket;
 /// ```
 #[derive(Clone, Default)]
 pub struct Shutdown {
-    inner: Arc<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    token: CancellationToken,
-    live: AtomicUsize,
-    idle: Notify,
+    inner: Arc<Signal>,
 }
 
 impl Shutdown {
@@ -94,17 +81,17 @@ impl Shutdown {
     /// # }
     /// ```
     pub async fn started(&self) {
-        self.inner.token.cancelled().await;
+        self.inner.fired().await;
     }
 
     /// Whether [`shutdown`](Shutdown::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
-        self.inner.token.is_cancelled()
+        self.inner.is_fired()
     }
 
     /// How many registered sockets are still open (not yet dropped).
     pub fn open_sockets(&self) -> usize {
-        self.inner.live.load(Ordering::Acquire)
+        self.inner.live()
     }
 
     /// `Err` with a `503` [`HandshakeError`] once shutting down.
@@ -180,12 +167,7 @@ impl Shutdown {
     }
 
     pub(crate) fn watch(&self) -> Watch {
-        self.inner.live.fetch_add(1, Ordering::AcqRel);
-        Watch {
-            signal: Box::pin(self.inner.token.clone().cancelled_owned()),
-            fired: false,
-            inner: Arc::clone(&self.inner),
-        }
+        self.inner.watch()
     }
 
     /// Starts the shutdown and waits until every registered socket is dropped, or `grace` has
@@ -206,10 +188,10 @@ impl Shutdown {
     /// # }
     /// ```
     pub async fn shutdown(&self, grace: Duration) -> usize {
-        self.inner.token.cancel();
+        self.inner.fire();
         let deadline = tokio::time::Instant::now() + grace;
         loop {
-            let idle = self.inner.idle.notified();
+            let idle = self.inner.idle();
             let mut idle = std::pin::pin!(idle);
             idle.as_mut().enable();
             let open = self.open_sockets();
@@ -229,46 +211,5 @@ impl fmt::Debug for Shutdown {
             .field("shutting_down", &self.is_shutting_down())
             .field("open_sockets", &self.open_sockets())
             .finish()
-    }
-}
-
-/// One socket's view of a [`Shutdown`]: the signal, and its place in the open-socket count.
-pub(crate) struct Watch {
-    signal: Pin<Box<WaitForCancellationFutureOwned>>,
-    fired: bool,
-    inner: Arc<Inner>,
-}
-
-impl Watch {
-    /// Whether the shutdown has started: one atomic load, no waker registration.
-    pub(crate) fn fired(&mut self) -> bool {
-        if !self.fired {
-            self.fired = self.inner.token.is_cancelled();
-        }
-        self.fired
-    }
-
-    /// Whether the shutdown has started; registers the task to be woken when it does.
-    pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.fired {
-            self.fired = self.signal.as_mut().poll(cx).is_ready();
-        }
-        self.fired
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if self.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.inner.idle.notify_waiters();
-        }
-    }
-}
-
-impl fmt::Debug for Watch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Watch")
-            .field("fired", &self.fired)
-            .finish_non_exhaustive()
     }
 }

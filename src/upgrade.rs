@@ -41,7 +41,7 @@ use crate::config::{Config, SocketConfig};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::{self, HandshakeError, HandshakeErrorKind, Negotiated, RequestHead};
 use crate::proto::Role;
-use crate::shutdown::Watch;
+use crate::signal::Watch;
 use crate::socket::WebSocket;
 
 /// The WebSocket a hyper server gets from [`upgrade`].

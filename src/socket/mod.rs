@@ -159,7 +159,7 @@ struct Core {
     /// Boxed: most connections agree to no subprotocol and should not pay its size.
     protocol: Option<Box<HeaderValue>>,
     /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
-    shutdown: Option<crate::shutdown::Watch>,
+    shutdown: Option<crate::signal::Watch>,
 }
 
 impl<S> WebSocket<S> {
@@ -236,7 +236,7 @@ impl<S> WebSocket<S> {
     }
 
     /// Closes with 1001 when `watch` fires (see [`Shutdown`](crate::Shutdown)).
-    pub(crate) fn watch_shutdown(&mut self, watch: crate::shutdown::Watch) {
+    pub(crate) fn watch_shutdown(&mut self, watch: crate::signal::Watch) {
         self.core.shutdown = Some(watch);
     }
 
@@ -473,7 +473,7 @@ impl Core {
                 && self
                     .shutdown
                     .as_mut()
-                    .is_some_and(crate::shutdown::Watch::fired)
+                    .is_some_and(crate::signal::Watch::fired)
             {
                 // RFC 6455 §7.4.1: 1001, the server is going away; queued after what the
                 // application already queued, so nothing sent before is lost.
