@@ -131,6 +131,39 @@ pub fn is_upgrade_request(req: &(impl RequestHead + ?Sized)) -> bool {
     handshake::is_http1_upgrade(req) || is_extended_connect(req)
 }
 
+impl<S> WebSocket<S> {
+    /// Wraps a connection upgraded after [`handshake::validate`] (or
+    /// [`validate_extended_connect`](handshake::validate_extended_connect)) accepted it,
+    /// keeping what the handshake agreed: the subprotocol and the permessage-deflate
+    /// parameters. Use it when you run the handshake yourself, on a server other than hyper;
+    /// [`from_raw`](WebSocket::from_raw) knows nothing of the handshake.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::{Config, WebSocket, handshake};
+    ///
+    /// let config = Config::default().protocols(["chat.v1"]);
+    /// let req = http::Request::get("/")
+    ///     .header("host", "example.com")
+    ///     .header("connection", "upgrade")
+    ///     .header("upgrade", "websocket")
+    ///     .header("sec-websocket-version", "13")
+    ///     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .header("sec-websocket-protocol", "chat.v1")
+    ///     .body(())
+    ///     .unwrap();
+    /// let accept = handshake::validate(&req, &config).unwrap();
+    /// let _response = accept.response(); // send it, then hand over the connection:
+    /// let (io, _peer) = tokio::io::duplex(1024);
+    /// let ws = WebSocket::from_accept(io, accept, &config);
+    /// assert_eq!(ws.protocol().unwrap(), "chat.v1");
+    /// ```
+    pub fn from_accept(io: S, accept: handshake::Accept, config: &Config) -> Self {
+        WebSocket::with_negotiated(io, Role::Server, config.socket(), accept.into_negotiated())
+    }
+}
+
 /// Resolves to the [`WebSocket`] once hyper hands over the upgraded connection.
 ///
 /// # Errors

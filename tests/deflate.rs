@@ -216,3 +216,34 @@ async fn send_uncompressed_opts_one_message_out() {
     assert_eq!(second.b0, 0xc1);
     assert_eq!(inflate(&second.payload), "x".repeat(1000).as_bytes());
 }
+
+/// A server that runs the pure handshake itself keeps the agreed compression through
+/// `WebSocket::from_accept` (with `from_raw` it was lost: frames went out uncompressed).
+#[tokio::test]
+async fn from_accept_keeps_the_negotiated_deflate() {
+    use tokio::io::AsyncReadExt;
+    let config = tower_ws::Config::default().deflate(Some(Default::default()));
+    let req = http::Request::get("/")
+        .header("host", "example.com")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-extensions", "permessage-deflate")
+        .body(())
+        .unwrap();
+    let accept = tower_ws::handshake::validate(&req, &config).unwrap();
+    assert!(accept.extensions().is_some());
+    let (io, mut peer) = tokio::io::duplex(1 << 16);
+    let mut ws = tower_ws::WebSocket::from_accept(io, accept, &config);
+    ws.send(tower_ws::Message::text("abc".repeat(400)))
+        .await
+        .unwrap();
+    let mut head = [0u8; 2];
+    peer.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0], 0x80 | 0x40 | 0x1, "FIN + RSV1 (compressed) + text");
+    assert!(
+        usize::from(head[1] & 0x7f) < 100,
+        "1,200 bytes compressed well"
+    );
+}

@@ -166,7 +166,10 @@ impl<S> WebSocket<S> {
     /// Wraps a connection whose WebSocket handshake is already done.
     ///
     /// [`upgrade`](crate::upgrade()) does this for hyper servers; use it directly for other
-    /// transports and in tests.
+    /// transports and in tests. After a handshake of your own with
+    /// [`handshake::validate`](crate::handshake::validate), use
+    /// [`from_accept`](WebSocket::from_accept) to keep the negotiated subprotocol and
+    /// compression.
     ///
     /// # Examples
     ///
