@@ -314,6 +314,126 @@ impl Inflater {
 }
 
 /// Inflates `input` into `out`; `Ok(true)` if the DEFLATE stream ended (a block with BFINAL).
+#[cfg_attr(not(test), allow(dead_code))] // The streaming socket uses it (next step).
+impl Inflater {
+    /// Streaming: inflates from `input` into `out` (appending) until `out` holds `max_out`
+    /// bytes or the input is used up. Returns how much input it used, and whether the
+    /// decompressor is drained (it stopped for want of input, not of room): a frame is done
+    /// once all its input is used and the decompressor drained; call again, with the rest of
+    /// the input or with none, until then. After a message's last frame, feed [`tail`](Self::tail)
+    /// the same way, then call [`end_message`](Self::end_message).
+    ///
+    /// Unlike [`inflate`](Self::inflate), memory stays bounded by `max_out` whatever the
+    /// compression ratio, and the window for context takeover is kept as the output goes, so
+    /// `out` may be emptied between calls.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadCompression`] for data that is not valid deflate.
+    pub(crate) fn inflate_some(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max_out: usize,
+    ) -> Result<(usize, bool), ErrorKind> {
+        let bits = self.bits;
+        self.mid_message = true;
+        let d = match &mut self.current {
+            Some(d) => d,
+            None => {
+                let mut d = take_decompressor(bits);
+                if self.takeover && !self.history.bytes.is_empty() {
+                    d.set_dictionary(&self.history.bytes)
+                        .map_err(|_| ErrorKind::BadCompression)?;
+                }
+                self.current.insert(d)
+            }
+        };
+        let start_out = out.len();
+        let mut used = 0;
+        let result = loop {
+            if out.len() >= max_out {
+                break Ok((used, false));
+            }
+            // Inflate into a slice, so nothing past `max_out` is ever written.
+            let (before_in, before_out) = (d.total_in(), d.total_out());
+            let len = out.len();
+            out.resize(max_out, 0);
+            let status = d.decompress(&input[used..], &mut out[len..], FlushDecompress::Sync);
+            out.truncate(len + (d.total_out() - before_out) as usize);
+            let Ok(status) = status else {
+                break Err(ErrorKind::BadCompression);
+            };
+            used += (d.total_in() - before_in) as usize;
+            if status == Status::StreamEnd {
+                // RFC 7692 §7.2.3.3: BFINAL ends the DEFLATE stream and the rest of this frame
+                // is ignored; with context takeover the next data still refers to the window.
+                if self.takeover {
+                    self.history.push(&out[start_out..], bits);
+                }
+                d.reset(false);
+                if self.takeover
+                    && !self.history.bytes.is_empty()
+                    && d.set_dictionary(&self.history.bytes).is_err()
+                {
+                    self.current = None;
+                    return Err(ErrorKind::BadCompression);
+                }
+                return Ok((input.len(), true));
+            }
+            let progress = d.total_in() != before_in || out.len() != len;
+            let room_left = out.len() < max_out;
+            if used == input.len() && room_left {
+                break Ok((used, true));
+            }
+            if !progress && room_left {
+                // Input left, room left, and zlib takes none of it.
+                break Err(ErrorKind::BadCompression);
+            }
+        };
+        match result {
+            Ok(done) => {
+                if self.takeover {
+                    self.history.push(&out[start_out..], bits);
+                }
+                Ok(done)
+            }
+            Err(e) => {
+                self.current = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Switches a message begun with [`inflate`](Self::inflate) (whose output accumulated in
+    /// `out`) to [`inflate_some`](Self::inflate_some): the window takes what was inflated so
+    /// far, and `out` may be handed on.
+    pub(crate) fn continue_streaming(&mut self, out: &[u8]) {
+        if self.takeover {
+            self.history
+                .push(&out[self.saved.min(out.len())..], self.bits);
+        }
+        self.saved = 0;
+    }
+
+    /// The four bytes a sender removed from the end of every message (RFC 7692 §7.2.2), to be
+    /// fed through [`inflate_some`](Self::inflate_some) after the message's last frame.
+    pub(crate) const fn tail() -> &'static [u8] {
+        &TAIL
+    }
+
+    /// Streaming: the message is over (its tail was inflated); without context takeover the
+    /// decompressor goes back to the pool.
+    pub(crate) fn end_message(&mut self) {
+        self.mid_message = false;
+        if !self.takeover {
+            if let Some(d) = self.current.take() {
+                give_decompressor(self.bits, d);
+            }
+        }
+    }
+}
+
 fn feed(
     d: &mut Decompress,
     input: &[u8],
@@ -442,6 +562,70 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Inflates a message frame by frame through `inflate_some`, at most `max_out` bytes per
+    /// call, emptying the output between calls as a streaming reader does.
+    fn inflate_streaming(inflater: &mut Inflater, frames: &[&[u8]], max_out: usize) -> Vec<u8> {
+        let mut message = Vec::new();
+        let tail = Inflater::tail();
+        for input in frames.iter().copied().chain([tail]) {
+            let mut rest = input;
+            loop {
+                let mut out = Vec::new();
+                let (used, drained) = inflater.inflate_some(rest, &mut out, max_out).unwrap();
+                assert!(out.len() <= max_out, "{} > {max_out}", out.len());
+                message.extend_from_slice(&out);
+                rest = &rest[used..];
+                if rest.is_empty() && drained {
+                    break;
+                }
+            }
+        }
+        inflater.end_message();
+        message
+    }
+
+    #[test]
+    fn streaming_inflate_bounds_each_output_and_keeps_the_context() {
+        // A bomb-like message: 1 MiB of one byte compresses to a few KiB; no call may return
+        // more than 4 KiB of it.
+        let big = vec![b'a'; 1 << 20];
+        let text: Vec<u8> = (0..50_000)
+            .map(|i| b"abcdefghij"[i % 10] ^ (i / 1000) as u8)
+            .collect();
+        for bits in [9, 15] {
+            for takeover in [false, true] {
+                let a = agreed(takeover, bits);
+                let mut deflater = Deflater::new(&a, true);
+                let mut inflater = Inflater::new(&a, true);
+                for (round, message) in [&big, &text, &text].into_iter().enumerate() {
+                    let compressed = deflater.compress(message);
+                    let frames: Vec<&[u8]> = compressed.chunks(777).collect();
+                    let out = inflate_streaming(&mut inflater, &frames, 4096);
+                    assert!(
+                        out == *message,
+                        "bits {bits} takeover {takeover} round {round}: {} vs {} bytes",
+                        out.len(),
+                        message.len()
+                    );
+                }
+                assert!(
+                    takeover || !inflater.holds_state(),
+                    "given back between messages"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_inflate_rejects_garbage() {
+        let mut inflater = Inflater::new(&agreed(false, 15), true);
+        let mut out = Vec::new();
+        assert_eq!(
+            inflater.inflate_some(&[0xff; 64], &mut out, 1024),
+            Err(ErrorKind::BadCompression)
+        );
     }
 
     #[test]

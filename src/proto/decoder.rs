@@ -29,6 +29,46 @@ struct FrameState {
     text: bool,
 }
 
+/// What [`Decoder::decode_streaming`] produced: a whole message (control frames, and data
+/// messages not streamed), or a piece of the data message being streamed.
+#[cfg_attr(not(test), allow(dead_code))] // The streaming socket uses it (next step).
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    Message(Message),
+    Chunk(Chunk),
+}
+
+/// A piece of a streamed data message: a frame's payload, or (compressed) a bounded piece of
+/// its inflated data.
+#[cfg_attr(not(test), allow(dead_code))] // The streaming socket uses it (next step).
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    /// On the message's first chunk: whether the message is text.
+    pub(crate) first: Option<bool>,
+    /// Unmasked (and for text, UTF-8-checked so far) payload; may be empty.
+    pub(crate) data: Bytes,
+    /// The message's last chunk.
+    pub(crate) fin: bool,
+}
+
+/// The most inflated bytes one streamed chunk holds: a compressed message is inflated in
+/// pieces of this size, so memory stays bounded whatever its compression ratio.
+#[allow(dead_code)] // The streaming socket uses it (next step).
+pub(crate) const STREAM_CHUNK: usize = 64 << 10;
+
+/// A compressed frame of a streamed message, inflated a chunk at a time.
+#[cfg(feature = "deflate")]
+#[cfg_attr(not(test), allow(dead_code))] // The streaming socket uses it (next step).
+#[derive(Debug)]
+struct StreamInflate {
+    /// Compressed bytes not inflated yet (the frame's, then the message's tail).
+    input: Bytes,
+    /// The frame is the message's last.
+    fin: bool,
+    /// The tail (RFC 7692 §7.2.2) is in `input` or done.
+    tail: bool,
+}
+
 /// A fragmented data message being assembled.
 #[derive(Debug)]
 struct Partial {
@@ -54,6 +94,15 @@ pub(crate) struct Decoder {
     utf8: Utf8Validator,
     /// The message in progress is compressed (RSV1 on its first frame).
     compressed: bool,
+    /// The current (or next) data message is handed out in chunks as it arrives.
+    streaming: bool,
+    /// A chunk of the streamed message was handed out (the next is not its first).
+    #[cfg_attr(not(test), allow(dead_code))]
+    stream_started: bool,
+    /// The compressed frame being inflated in chunks.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(not(test), allow(dead_code))]
+    stream_inflate: Option<Box<StreamInflate>>,
     /// permessage-deflate, when agreed.
     /// Boxed: most connections never agree to compression and should not pay its size.
     #[cfg(feature = "deflate")]
@@ -81,9 +130,28 @@ impl Decoder {
             in_text: false,
             utf8: Utf8Validator::default(),
             compressed: false,
+            streaming: false,
+            stream_started: false,
+            #[cfg(feature = "deflate")]
+            stream_inflate: None,
             #[cfg(feature = "deflate")]
             inflater: None,
         }
+    }
+
+    /// Hands the next data message (or the rest of the one in progress) out in chunks through
+    /// [`decode_streaming`](Self::decode_streaming), without its size limit: the reader bounds
+    /// what it keeps. Frames are still capped by `max_frame_size`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn stream_next(&mut self) {
+        self.streaming = true;
+    }
+
+    /// Whether a streamed message is in progress (its first chunk was handed out, its last
+    /// not yet).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.streaming && self.stream_started
     }
 
     /// Accepts compressed messages from here on (permessage-deflate was agreed).
@@ -121,42 +189,173 @@ impl Decoder {
     /// `Ok(None)`: more bytes are needed; what was consumed is remembered, so call again with
     /// the same buffer once more bytes are appended. Errors are terminal.
     pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ErrorKind> {
-        loop {
-            let frame = match self.frame {
-                Some(ref mut frame) => frame,
-                None => {
-                    let Some((header, header_len)) = FrameHeader::parse(buf)? else {
-                        return Ok(None);
-                    };
-                    let frame = self.check_header(header)?;
-                    buf.advance(header_len);
-                    self.frame.insert(frame)
-                }
-            };
-
-            let available = buf.len().min(frame.len);
-            if available > frame.processed {
-                let fresh = &mut buf[frame.processed..available];
-                if let Some(key) = frame.header.mask {
-                    apply_mask(fresh, rotate_key(key, frame.processed));
-                }
-                if frame.text {
-                    // RFC 6455 §8.1: fail the connection as soon as invalid UTF-8 is seen.
-                    self.utf8.feed(fresh).map_err(|_| ErrorKind::InvalidUtf8)?;
-                }
-                frame.processed = available;
-            }
-            if buf.len() < frame.len {
-                return Ok(None);
-            }
-
-            let frame = *frame;
-            self.frame = None;
-            let payload = buf.split_to(frame.len).freeze();
-            if let Some(message) = self.complete_frame(frame.header, payload)? {
+        while let Some((header, payload)) = self.next_frame(buf)? {
+            if let Some(message) = self.complete_frame(header, payload)? {
                 return Ok(Some(message));
             }
         }
+        Ok(None)
+    }
+
+    /// [`decode`](Self::decode) for a connection that may stream: control frames and messages
+    /// not streamed come out whole, a message after [`stream_next`](Self::stream_next) in
+    /// chunks as its frames arrive (a compressed one inflated [`STREAM_CHUNK`] bytes at a
+    /// time). Same contract: `Ok(None)` wants more bytes; errors are terminal.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn decode_streaming(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Decoded>, ErrorKind> {
+        loop {
+            #[cfg(feature = "deflate")]
+            if self.stream_inflate.is_some() {
+                if let Some(chunk) = self.inflate_chunk()? {
+                    return Ok(Some(Decoded::Chunk(chunk)));
+                }
+                continue;
+            }
+            let Some((header, payload)) = self.next_frame(buf)? else {
+                return Ok(None);
+            };
+            let data = !header.opcode.is_control();
+            if !(data && self.streaming) {
+                if let Some(message) = self.complete_frame(header, payload)? {
+                    return Ok(Some(Decoded::Message(message)));
+                }
+                continue;
+            }
+            if self.compressed {
+                #[cfg(feature = "deflate")]
+                {
+                    self.stream_inflate = Some(Box::new(StreamInflate {
+                        input: payload,
+                        fin: header.fin,
+                        tail: false,
+                    }));
+                    continue;
+                }
+                #[cfg(not(feature = "deflate"))]
+                return Err(ErrorKind::ReservedBits);
+            }
+            // Fragments assembled before streaming was asked for come first.
+            let data = match self.partial.take() {
+                Some(mut partial) => {
+                    partial.data.extend_from_slice(&payload);
+                    partial.data.freeze()
+                }
+                None => payload,
+            };
+            return self
+                .stream_chunk(data, header.fin)
+                .map(|c| Some(Decoded::Chunk(c)));
+        }
+    }
+
+    /// A chunk of the streamed message; with `fin`, the message is over.
+    #[cfg_attr(not(test), allow(dead_code))]
+    fn stream_chunk(&mut self, data: Bytes, fin: bool) -> Result<Chunk, ErrorKind> {
+        let first = (!self.stream_started).then_some(self.in_text);
+        self.stream_started = true;
+        if fin {
+            if self.in_text {
+                self.utf8.finish().map_err(|_| ErrorKind::InvalidUtf8)?;
+            }
+            self.in_message = false;
+            self.in_text = false;
+            self.compressed = false;
+            self.streaming = false;
+            self.stream_started = false;
+        }
+        Ok(Chunk { first, data, fin })
+    }
+
+    /// Inflates the next piece of the compressed frame being streamed: a chunk when there is
+    /// output or the message ended, `None` when the frame is done and the next one is needed.
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(not(test), allow(dead_code))]
+    fn inflate_chunk(&mut self) -> Result<Option<Chunk>, ErrorKind> {
+        let (Some(st), Some(inflating)) = (
+            self.stream_inflate.as_deref_mut(),
+            self.inflater.as_deref_mut(),
+        ) else {
+            return Err(ErrorKind::ReservedBits);
+        };
+        // Output inflated before streaming was asked for comes first.
+        let mut out = std::mem::take(&mut inflating.out);
+        if !out.is_empty() {
+            inflating.inflater.continue_streaming(&out);
+        }
+        let mut ended = false;
+        while out.len() < STREAM_CHUNK {
+            let (used, drained) =
+                inflating
+                    .inflater
+                    .inflate_some(&st.input, &mut out, STREAM_CHUNK)?;
+            st.input.advance(used);
+            if !(st.input.is_empty() && drained) {
+                continue;
+            }
+            if st.fin && !st.tail {
+                st.tail = true;
+                st.input = Bytes::from_static(Inflater::tail());
+                continue;
+            }
+            if st.fin {
+                inflating.inflater.end_message();
+            }
+            ended = true;
+            break;
+        }
+        let fin = ended && st.fin;
+        if ended {
+            self.stream_inflate = None;
+        }
+        if self.in_text {
+            self.utf8.feed(&out).map_err(|_| ErrorKind::InvalidUtf8)?;
+        }
+        if out.is_empty() && !fin {
+            return Ok(None);
+        }
+        self.stream_chunk(Bytes::from(out), fin).map(Some)
+    }
+
+    /// The next whole frame: its header and its unmasked payload (text checked as it arrived).
+    #[inline(always)]
+    fn next_frame(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<(FrameHeader, Bytes)>, ErrorKind> {
+        let frame = match self.frame {
+            Some(ref mut frame) => frame,
+            None => {
+                let Some((header, header_len)) = FrameHeader::parse(buf)? else {
+                    return Ok(None);
+                };
+                let frame = self.check_header(header)?;
+                buf.advance(header_len);
+                self.frame.insert(frame)
+            }
+        };
+
+        let available = buf.len().min(frame.len);
+        if available > frame.processed {
+            let fresh = &mut buf[frame.processed..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, rotate_key(key, frame.processed));
+            }
+            if frame.text {
+                // RFC 6455 §8.1: fail the connection as soon as invalid UTF-8 is seen.
+                self.utf8.feed(fresh).map_err(|_| ErrorKind::InvalidUtf8)?;
+            }
+            frame.processed = available;
+        }
+        if buf.len() < frame.len {
+            return Ok(None);
+        }
+
+        let frame = *frame;
+        self.frame = None;
+        Ok(Some((frame.header, buf.split_to(frame.len).freeze())))
     }
 
     /// Applies every header rule before any payload is buffered.
@@ -200,7 +399,7 @@ impl Decoder {
                 return Err(ErrorKind::FrameTooLarge);
             }
             let so_far = self.message_len();
-            if len.saturating_add(so_far) > self.limits.max_message_size {
+            if !self.streaming && len.saturating_add(so_far) > self.limits.max_message_size {
                 return Err(ErrorKind::MessageTooLarge);
             }
             if h.opcode != OpCode::Continuation {
@@ -530,5 +729,172 @@ mod tests {
         let mut buf = BytesMut::from(&input[..50]);
         assert_eq!(d.decode(&mut buf), Ok(None));
         assert_eq!(d.wanted(buf.len()), 300 - buf.len());
+    }
+
+    /// What a streaming reader sees: whole messages, and chunks as `(first, data, fin)`.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Whole(Message),
+        Chunk(Option<bool>, Vec<u8>, bool),
+    }
+
+    /// Decodes `input` a `step` bytes at a time, streaming the first data message.
+    fn stream_split(d: &mut Decoder, input: &[u8], step: usize) -> Result<Vec<Seen>, ErrorKind> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for part in input.chunks(step.max(1)) {
+            buf.extend_from_slice(part);
+            while let Some(decoded) = d.decode_streaming(&mut buf)? {
+                out.push(match decoded {
+                    Decoded::Message(m) => Seen::Whole(m),
+                    Decoded::Chunk(c) => Seen::Chunk(c.first, c.data.to_vec(), c.fin),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_streamed_message_comes_out_frame_by_frame_with_control_frames_between() {
+        let mut input = frame(0x01, "héllo ".as_bytes());
+        input.extend(frame(0x89, b"ping"));
+        input.extend(frame(0x00, b"wor"));
+        input.extend(frame(0x80, b"ld"));
+        input.extend(frame(0x82, b"after"));
+        for step in [1, 3, input.len()] {
+            let mut d = server();
+            d.stream_next();
+            let seen = stream_split(&mut d, &input, step).unwrap();
+            assert_eq!(
+                seen,
+                [
+                    Seen::Chunk(Some(true), "héllo ".as_bytes().to_vec(), false),
+                    Seen::Whole(Message::Ping(Bytes::from_static(b"ping"))),
+                    Seen::Chunk(None, b"wor".to_vec(), false),
+                    Seen::Chunk(None, b"ld".to_vec(), true),
+                    // Streaming was for one message: the next one comes out whole.
+                    Seen::Whole(Message::Binary(Bytes::from_static(b"after"))),
+                ],
+                "step {step}"
+            );
+            assert!(!d.is_streaming());
+        }
+    }
+
+    #[test]
+    fn a_streamed_message_is_not_held_to_the_message_size_limit() {
+        let limits = Limits {
+            max_frame_size: 1000,
+            max_message_size: 1500,
+        };
+        let mut input = frame(0x02, &[7; 1000]);
+        for _ in 0..8 {
+            input.extend(frame(0x00, &[7; 1000]));
+        }
+        input.extend(frame(0x80, &[7; 1000]));
+        let mut d = Decoder::new(Role::Server, limits, false);
+        d.stream_next();
+        let seen = stream_split(&mut d, &input, 4096).unwrap();
+        assert_eq!(seen.len(), 10);
+        // Frames are still capped.
+        let mut d = Decoder::new(Role::Server, limits, false);
+        d.stream_next();
+        let err = stream_split(&mut d, &frame(0x82, &[0; 1001]), 4096).unwrap_err();
+        assert_eq!(err, ErrorKind::FrameTooLarge);
+        // Not streamed, the same message is too large.
+        let mut d = Decoder::new(Role::Server, limits, false);
+        let mut buf = BytesMut::from(&input[..]);
+        let err = std::iter::from_fn(|| d.decode(&mut buf).transpose()).find_map(Result::err);
+        assert_eq!(err, Some(ErrorKind::MessageTooLarge));
+    }
+
+    #[test]
+    fn invalid_utf8_fails_a_streamed_message_at_its_fragment() {
+        let mut d = server();
+        d.stream_next();
+        let mut buf = BytesMut::from(&frame(0x01, b"fine")[..]);
+        assert!(matches!(
+            d.decode_streaming(&mut buf),
+            Ok(Some(Decoded::Chunk(Chunk { fin: false, .. })))
+        ));
+        // RFC 6455 §8.1: fail as soon as the invalid byte is seen, before the message ends.
+        buf.extend_from_slice(&frame(0x00, &[0xff]));
+        assert_eq!(
+            d.decode_streaming(&mut buf).unwrap_err(),
+            ErrorKind::InvalidUtf8
+        );
+        // A sequence cut at the message's end is invalid too.
+        let mut d = server();
+        d.stream_next();
+        let mut buf = BytesMut::from(&frame(0x81, &[0xc3])[..]);
+        assert_eq!(
+            d.decode_streaming(&mut buf).unwrap_err(),
+            ErrorKind::InvalidUtf8
+        );
+    }
+
+    #[test]
+    fn streaming_asked_mid_message_hands_out_what_was_assembled_first() {
+        let mut d = server();
+        let mut buf = BytesMut::from(&frame(0x02, b"abc")[..]);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        d.stream_next();
+        buf.extend_from_slice(&frame(0x80, b"def"));
+        let seen = stream_split(&mut d, &[], 1).unwrap();
+        assert!(seen.is_empty());
+        match d.decode_streaming(&mut buf) {
+            Ok(Some(Decoded::Chunk(c))) => {
+                assert_eq!(
+                    (c.first, &c.data[..], c.fin),
+                    (Some(false), &b"abcdef"[..], true)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg(feature = "deflate")]
+    #[test]
+    fn a_streamed_compressed_message_is_inflated_in_bounded_chunks() {
+        use crate::deflate::{Agreed, Deflater};
+        let agreed = Agreed {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            level: 6,
+            threshold: 0,
+        };
+        let text = "all work and no play makes jack a dull boy. ".repeat(20_000);
+        let mut deflater = Deflater::new(&agreed, false);
+        let mut d = server();
+        d.set_inflater(Inflater::new(&agreed, false));
+        for round in 0..2 {
+            let compressed = deflater.compress(text.as_bytes());
+            let pieces: Vec<&[u8]> = compressed.chunks(500).collect();
+            let mut input = Vec::new();
+            for (i, piece) in pieces.iter().enumerate() {
+                let fin = if i + 1 == pieces.len() { 0x80 } else { 0 };
+                let b0 = fin | if i == 0 { 0x41 } else { 0x00 };
+                input.extend(frame(b0, piece));
+            }
+            d.stream_next();
+            let seen = stream_split(&mut d, &input, 1000).unwrap();
+            let mut whole = Vec::new();
+            for (i, s) in seen.iter().enumerate() {
+                let Seen::Chunk(first, data, fin) = s else {
+                    panic!("{s:?}")
+                };
+                assert_eq!(*first, (i == 0).then_some(true));
+                assert_eq!(*fin, i + 1 == seen.len());
+                assert!(data.len() <= STREAM_CHUNK);
+                whole.extend_from_slice(data);
+            }
+            assert!(
+                whole == text.as_bytes(),
+                "round {round}: {} bytes",
+                whole.len()
+            );
+        }
     }
 }
