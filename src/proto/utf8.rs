@@ -126,4 +126,48 @@ mod tests {
         v.feed(b"fine").unwrap();
         assert!(v.finish().is_ok());
     }
+
+    #[test]
+    fn random_pieces_agree_with_std_and_never_fail_early() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = ["a", "é", "€", "😀", "\u{10ffff}"];
+        for _ in 0..2000 {
+            let mut data = Vec::new();
+            for _ in 0..(next() % 40) {
+                match next() % 20 {
+                    0 => data.push(next() as u8), // any byte, often invalid
+                    _ => data.extend_from_slice(
+                        alphabet[(next() % alphabet.len() as u64) as usize].as_bytes(),
+                    ),
+                }
+            }
+            let std_result = std::str::from_utf8(&data);
+            let valid_up_to = std_result
+                .as_ref()
+                .map_or_else(|e| e.valid_up_to(), |_| data.len());
+            let mut v = Utf8Validator::default();
+            let mut at = 0;
+            let mut failed = false;
+            while at < data.len() {
+                let end = (at + 1 + (next() % 9) as usize).min(data.len());
+                if v.feed(&data[at..end]).is_err() {
+                    assert!(
+                        end > valid_up_to,
+                        "{data:x?}: failed in {at}..{end}, valid to {valid_up_to}"
+                    );
+                    failed = true;
+                    break;
+                }
+                at = end;
+            }
+            let ok = !failed && v.finish().is_ok();
+            assert_eq!(ok, std_result.is_ok(), "{data:x?}");
+        }
+    }
 }
