@@ -1,8 +1,8 @@
 //! The read buffer, and the per-thread pool that lends idle connections' buffers to busy ones.
 //!
 //! An idle connection holds no read buffer, but freeing it at every wait and allocating a new
-//! one at the next read costs page faults and zeroing for large buffers (it halved 64 KiB echo
-//! throughput in half of the benchmark rounds); a few buffers per thread make that churn free.
+//! one at the next read costs page faults and zeroing for large buffers; a few buffers per thread
+//! make that churn free.
 //!
 //! The pool charges each buffer by the allocation behind it, not by `BytesMut::capacity()`:
 //! after a message is split off the front, `capacity()` is only what remains, while the whole
