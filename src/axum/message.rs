@@ -1,0 +1,297 @@
+//! Messages as axum shapes them: [`Message`], [`Utf8Bytes`], [`CloseFrame`] and
+//! [`CloseCode`] (a `u16`).
+//!
+//! # Examples
+//!
+//! ```
+//! use tower_ws::axum::{CloseFrame, Message, close_code};
+//!
+//! let bye = Message::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "done".into() }));
+//! assert_eq!(bye.to_text().unwrap(), "done");
+//! ```
+
+use std::fmt;
+
+use ::axum::Error;
+use bytes::Bytes;
+
+/// UTF-8 text that is cheap to clone, as `axum::extract::ws::Utf8Bytes`.
+///
+/// # Examples
+///
+/// ```
+/// let text = tower_ws::axum::Utf8Bytes::from_static("foo123");
+/// assert_eq!(text.len(), 6);
+/// assert_eq!(text, "foo123");
+/// assert_eq!(text, "foo123".to_string());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Utf8Bytes(crate::Utf8Bytes);
+
+impl Utf8Bytes {
+    /// Text from a static string, without copying.
+    #[must_use]
+    pub const fn from_static(str: &'static str) -> Self {
+        Self(crate::Utf8Bytes::from_static(str))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::ops::Deref for Utf8Bytes {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<Bytes> for Utf8Bytes {
+    type Error = std::str::Utf8Error;
+
+    fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
+        crate::Utf8Bytes::try_from(bytes).map(Self)
+    }
+}
+
+impl TryFrom<Vec<u8>> for Utf8Bytes {
+    type Error = std::str::Utf8Error;
+
+    fn try_from(v: Vec<u8>) -> Result<Self, Self::Error> {
+        Self::try_from(Bytes::from(v))
+    }
+}
+
+impl From<String> for Utf8Bytes {
+    fn from(s: String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<&str> for Utf8Bytes {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<&String> for Utf8Bytes {
+    fn from(s: &String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<Utf8Bytes> for Bytes {
+    fn from(text: Utf8Bytes) -> Self {
+        text.0.into_bytes()
+    }
+}
+
+impl From<crate::Utf8Bytes> for Utf8Bytes {
+    fn from(text: crate::Utf8Bytes) -> Self {
+        Self(text)
+    }
+}
+
+impl From<Utf8Bytes> for crate::Utf8Bytes {
+    fn from(text: Utf8Bytes) -> Self {
+        text.0
+    }
+}
+
+impl<T> PartialEq<T> for Utf8Bytes
+where
+    for<'a> &'a str: PartialEq<T>,
+{
+    fn eq(&self, other: &T) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Status code used to indicate why an endpoint is closing the WebSocket connection.
+pub type CloseCode = u16;
+
+/// The code and reason of a close frame, as `axum::extract::ws::CloseFrame`.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::axum::{CloseFrame, Message, close_code};
+///
+/// let bye = Message::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "done".into() }));
+/// # let _ = bye;
+/// ```
+#[derive(Debug, Clone, Eq, PartialEq)]
+pub struct CloseFrame {
+    /// The reason as a code.
+    pub code: CloseCode,
+    /// The reason as text string.
+    pub reason: Utf8Bytes,
+}
+
+/// A WebSocket message, as `axum::extract::ws::Message`.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::axum::Message;
+///
+/// let msg = Message::Text("hello".into());
+/// assert_eq!(msg.to_text().unwrap(), "hello");
+/// assert_eq!(Message::binary(vec![1, 2]).into_data(), &[1u8, 2][..]);
+/// ```
+#[derive(Debug, Eq, PartialEq, Clone)]
+pub enum Message {
+    /// A text message.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(Bytes),
+    /// A ping, at most 125 bytes; the connection answers it by itself.
+    Ping(Bytes),
+    /// A pong, at most 125 bytes.
+    Pong(Bytes),
+    /// A close frame. Received: the connection answers it and the stream then ends. Sent: it
+    /// starts the close handshake; sending anything after it is an error.
+    Close(Option<CloseFrame>),
+}
+
+impl Message {
+    pub(super) fn from_core(msg: crate::Message) -> Self {
+        match msg {
+            crate::Message::Text(t) => Self::Text(Utf8Bytes(t)),
+            crate::Message::Binary(b) => Self::Binary(b),
+            crate::Message::Ping(b) => Self::Ping(b),
+            crate::Message::Pong(b) => Self::Pong(b),
+            crate::Message::Close(f) => Self::Close(f.map(|f| CloseFrame {
+                code: f.code.as_u16(),
+                reason: Utf8Bytes(f.reason),
+            })),
+        }
+    }
+
+    pub(super) fn into_core(self) -> crate::Message {
+        match self {
+            Self::Text(t) => crate::Message::Text(t.0),
+            Self::Binary(b) => crate::Message::Binary(b),
+            Self::Ping(b) => crate::Message::Ping(b),
+            Self::Pong(b) => crate::Message::Pong(b),
+            Self::Close(f) => crate::Message::Close(
+                f.map(|f| crate::CloseFrame::new(crate::CloseCode::from(f.code), f.reason.0)),
+            ),
+        }
+    }
+
+    /// The payload as bytes (a close frame's reason).
+    pub fn into_data(self) -> Bytes {
+        match self {
+            Self::Text(text) => text.into(),
+            Self::Binary(data) | Self::Ping(data) | Self::Pong(data) => data,
+            Self::Close(None) => Bytes::new(),
+            Self::Close(Some(frame)) => frame.reason.into(),
+        }
+    }
+
+    /// The payload as text.
+    ///
+    /// # Errors
+    ///
+    /// If a binary, ping or pong payload is not UTF-8.
+    pub fn into_text(self) -> Result<Utf8Bytes, Error> {
+        match self {
+            Self::Text(text) => Ok(text),
+            Self::Binary(data) | Self::Ping(data) | Self::Pong(data) => {
+                Utf8Bytes::try_from(data).map_err(Error::new)
+            }
+            Self::Close(None) => Ok(Utf8Bytes::default()),
+            Self::Close(Some(frame)) => Ok(frame.reason),
+        }
+    }
+
+    /// The payload as `&str`.
+    ///
+    /// # Errors
+    ///
+    /// If a binary, ping or pong payload is not UTF-8.
+    pub fn to_text(&self) -> Result<&str, Error> {
+        match self {
+            Self::Text(text) => Ok(text.as_str()),
+            Self::Binary(data) | Self::Ping(data) | Self::Pong(data) => {
+                std::str::from_utf8(data).map_err(Error::new)
+            }
+            Self::Close(None) => Ok(""),
+            Self::Close(Some(frame)) => Ok(&frame.reason),
+        }
+    }
+
+    /// A text message.
+    pub fn text<S>(string: S) -> Message
+    where
+        S: Into<Utf8Bytes>,
+    {
+        Message::Text(string.into())
+    }
+
+    /// A binary message.
+    pub fn binary<B>(bin: B) -> Message
+    where
+        B: Into<Bytes>,
+    {
+        Message::Binary(bin.into())
+    }
+}
+
+impl From<String> for Message {
+    fn from(string: String) -> Self {
+        Message::Text(string.into())
+    }
+}
+
+impl<'s> From<&'s str> for Message {
+    fn from(string: &'s str) -> Self {
+        Message::Text(string.into())
+    }
+}
+
+impl<'b> From<&'b [u8]> for Message {
+    fn from(data: &'b [u8]) -> Self {
+        Message::Binary(Bytes::copy_from_slice(data))
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(data: Bytes) -> Self {
+        Message::Binary(data)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Self {
+        Message::Binary(data.into())
+    }
+}
+
+impl From<Message> for Vec<u8> {
+    fn from(msg: Message) -> Self {
+        msg.into_data().to_vec()
+    }
+}
+
+impl From<crate::Message> for Message {
+    fn from(msg: crate::Message) -> Self {
+        Self::from_core(msg)
+    }
+}
+
+impl From<Message> for crate::Message {
+    fn from(msg: Message) -> Self {
+        msg.into_core()
+    }
+}
