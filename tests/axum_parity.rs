@@ -194,7 +194,14 @@ macro_rules! parity {
                 let payload = Utf8Bytes::from_static("foo123");
                 assert_eq!(payload.len(), 6);
                 assert_eq!(payload, "foo123".to_string());
-                assert!(Utf8Bytes::try_from(vec![0xff]).is_err());
+                assert_eq!(payload, &"foo123".to_string());
+                assert_eq!(payload.as_str(), "foo123");
+                assert_eq!(payload.to_string(), "foo123");
+                assert_eq!(bytes::Bytes::from(payload), bytes::Bytes::from_static(b"foo123"));
+                let err: std::str::Utf8Error = Utf8Bytes::try_from(vec![0xff]).unwrap_err();
+                assert_eq!(err.valid_up_to(), 0);
+                assert!(Utf8Bytes::try_from(bytes::Bytes::from_static(b"\xff")).is_err());
+                assert_eq!(Utf8Bytes::from(String::from("s")), Utf8Bytes::from(&String::from("s")));
                 let close = Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: Utf8Bytes::from("gone") }));
                 assert_eq!(close.to_text().unwrap(), "gone");
                 let _: CloseCode = close_code::NORMAL;
@@ -234,6 +241,22 @@ parity!(
 );
 
 mod beyond_axum {
+    #[test]
+    fn axum_utf8_bytes_is_the_crates_own_type() {
+        fn core(text: tower_ws::Utf8Bytes) -> tower_ws::axum::Utf8Bytes {
+            text
+        }
+        let text = core(tower_ws::Utf8Bytes::from_static("same"));
+        assert_eq!(
+            tower_ws::Message::text(text.clone()).as_text(),
+            Some("same")
+        );
+        assert_eq!(
+            tower_ws::axum::Message::Text(text).to_text().unwrap(),
+            "same"
+        );
+    }
+
     use std::time::Duration;
 
     use axum::Router;

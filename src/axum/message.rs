@@ -10,111 +10,11 @@
 //! assert_eq!(bye.to_text().unwrap(), "done");
 //! ```
 
-use std::fmt;
-
 use ::axum::Error;
 use bytes::Bytes;
 
-/// UTF-8 text that is cheap to clone, as `axum::extract::ws::Utf8Bytes`.
-///
-/// # Examples
-///
-/// ```
-/// let text = tower_ws::axum::Utf8Bytes::from_static("foo123");
-/// assert_eq!(text.len(), 6);
-/// assert_eq!(text, "foo123");
-/// assert_eq!(text, "foo123".to_string());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Utf8Bytes(crate::Utf8Bytes);
-
-impl Utf8Bytes {
-    /// Text from a static string, without copying.
-    #[must_use]
-    pub const fn from_static(str: &'static str) -> Self {
-        Self(crate::Utf8Bytes::from_static(str))
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl std::ops::Deref for Utf8Bytes {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl fmt::Display for Utf8Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<Bytes> for Utf8Bytes {
-    type Error = std::str::Utf8Error;
-
-    fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
-        crate::Utf8Bytes::try_from(bytes).map(Self)
-    }
-}
-
-impl TryFrom<Vec<u8>> for Utf8Bytes {
-    type Error = std::str::Utf8Error;
-
-    fn try_from(v: Vec<u8>) -> Result<Self, Self::Error> {
-        Self::try_from(Bytes::from(v))
-    }
-}
-
-impl From<String> for Utf8Bytes {
-    fn from(s: String) -> Self {
-        Self(s.into())
-    }
-}
-
-impl From<&str> for Utf8Bytes {
-    fn from(s: &str) -> Self {
-        Self(s.into())
-    }
-}
-
-impl From<&String> for Utf8Bytes {
-    fn from(s: &String) -> Self {
-        Self(s.into())
-    }
-}
-
-impl From<Utf8Bytes> for Bytes {
-    fn from(text: Utf8Bytes) -> Self {
-        text.0.into_bytes()
-    }
-}
-
-impl From<crate::Utf8Bytes> for Utf8Bytes {
-    fn from(text: crate::Utf8Bytes) -> Self {
-        Self(text)
-    }
-}
-
-impl From<Utf8Bytes> for crate::Utf8Bytes {
-    fn from(text: Utf8Bytes) -> Self {
-        text.0
-    }
-}
-
-impl<T> PartialEq<T> for Utf8Bytes
-where
-    for<'a> &'a str: PartialEq<T>,
-{
-    fn eq(&self, other: &T) -> bool {
-        self.as_str() == *other
-    }
-}
+// Not a wrapper: the crate's own type has the API of `axum::extract::ws::Utf8Bytes`.
+pub use crate::message::Utf8Bytes;
 
 /// Status code used to indicate why an endpoint is closing the WebSocket connection.
 pub type CloseCode = u16;
@@ -166,25 +66,25 @@ pub enum Message {
 impl Message {
     pub(super) fn from_core(msg: crate::Message) -> Self {
         match msg {
-            crate::Message::Text(t) => Self::Text(Utf8Bytes(t)),
+            crate::Message::Text(t) => Self::Text(t),
             crate::Message::Binary(b) => Self::Binary(b),
             crate::Message::Ping(b) => Self::Ping(b),
             crate::Message::Pong(b) => Self::Pong(b),
             crate::Message::Close(f) => Self::Close(f.map(|f| CloseFrame {
                 code: f.code.as_u16(),
-                reason: Utf8Bytes(f.reason),
+                reason: f.reason,
             })),
         }
     }
 
     pub(super) fn into_core(self) -> crate::Message {
         match self {
-            Self::Text(t) => crate::Message::Text(t.0),
+            Self::Text(t) => crate::Message::Text(t),
             Self::Binary(b) => crate::Message::Binary(b),
             Self::Ping(b) => crate::Message::Ping(b),
             Self::Pong(b) => crate::Message::Pong(b),
             Self::Close(f) => crate::Message::Close(
-                f.map(|f| crate::CloseFrame::new(crate::CloseCode::from(f.code), f.reason.0)),
+                f.map(|f| crate::CloseFrame::new(crate::CloseCode::from(f.code), f.reason)),
             ),
         }
     }
