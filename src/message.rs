@@ -25,6 +25,11 @@ use bytestring::ByteString;
 /// Fragmented messages arrive assembled. Ping, pong and close frames are answered by the
 /// connection itself; they are still handed to the application so it can see them.
 ///
+/// `Debug` prints the kind and the payload's length, never the payload, on purpose: messages
+/// carry tokens and personal data, and `{:?}` ends up in logs. Read the contents with
+/// [`as_text`](Self::as_text) or [`into_data`](Self::into_data). (A close frame prints its code
+/// and reason, which are at most 123 bytes and meant for people to read.)
+///
 /// # Examples
 ///
 /// ```
@@ -33,6 +38,8 @@ use bytestring::ByteString;
 ///
 /// let msg = Message::Binary(Bytes::from_static(&[1, 2, 3]));
 /// assert_eq!(msg.len(), 3);
+/// assert_eq!(format!("{msg:?}"), "Binary(3 bytes)");
+/// assert_eq!(format!("{:?}", Message::text("password=hunter2")), "Text(16 bytes)");
 /// assert_eq!(msg.into_data(), Bytes::from_static(&[1, 2, 3]));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -186,6 +193,8 @@ impl From<Vec<u8>> for Message {
 ///
 /// This is also `tower_ws::axum::Utf8Bytes`: the same constructors, conversions and comparisons
 /// as `axum::extract::ws::Utf8Bytes` (axum 0.8), so code written for axum's compiles unchanged.
+///
+/// [`Bytes`]: https://docs.rs/bytes/1/bytes/struct.Bytes.html
 ///
 /// # Examples
 ///

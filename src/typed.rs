@@ -11,12 +11,16 @@
 //! - this crate's [`WebSocket`](crate::WebSocket) (and so [`UpgradedWebSocket`](crate::UpgradedWebSocket)),
 //!   or its halves [`ReadHalf`](crate::ReadHalf) and [`WriteHalf`](crate::WriteHalf);
 //! - `tower_ws::axum::WebSocket` (feature `axum`);
-//! - the halves of [`StreamExt::split`](futures_util::StreamExt::split) over either;
+//! - the halves of [`StreamExt::split`] over either;
 //! - `&mut` any of these.
 //!
 //! The read side takes any [`Stream`] of `Result<M, E>` whose messages convert into
 //! [`Message`]; the write side any [`Sink`] that says which message type it takes
 //! ([`MessageSink`]).
+//!
+//! [`Stream`]: https://docs.rs/futures-util/0.3/futures_util/stream/trait.Stream.html
+//! [`Sink`]: https://docs.rs/futures-util/0.3/futures_util/sink/trait.Sink.html
+//! [`StreamExt::split`]: https://docs.rs/futures-util/0.3/futures_util/stream/trait.StreamExt.html#method.split
 //!
 //! # Examples
 //!
@@ -205,8 +209,11 @@ where
 ///
 /// Implemented for this crate's [`WebSocket`](crate::WebSocket) and
 /// [`WriteHalf`](crate::WriteHalf), for `tower_ws::axum::WebSocket` (feature `axum`), for the
-/// write half of [`StreamExt::split`](futures_util::StreamExt::split) over any of them, and
+/// write half of [`StreamExt::split`] over any of them, and
 /// for `&mut` any implementor. Implement it for a sink of your own to wrap that.
+///
+/// [`Sink`]: https://docs.rs/futures-util/0.3/futures_util/sink/trait.Sink.html
+/// [`StreamExt::split`]: https://docs.rs/futures-util/0.3/futures_util/stream/trait.StreamExt.html#method.split
 ///
 /// # Examples
 ///

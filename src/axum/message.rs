@@ -10,6 +10,8 @@
 //! assert_eq!(bye.to_text().unwrap(), "done");
 //! ```
 
+use std::fmt;
+
 use ::axum::Error;
 use bytes::Bytes;
 
@@ -39,6 +41,14 @@ pub struct CloseFrame {
 
 /// A WebSocket message, as `axum::extract::ws::Message`.
 ///
+/// It converts to and from this crate's [`tower_ws::Message`](crate::Message) with `From`,
+/// both ways and without copying a payload (the only difference: a close code here is a
+/// `u16`, as in axum).
+///
+/// `Debug` prints the kind and the payload's length, not the payload (axum's prints the
+/// payload): messages carry tokens and personal data, and `{:?}` ends up in logs. Read the
+/// contents with [`to_text`](Self::to_text) or [`into_data`](Self::into_data).
+///
 /// # Examples
 ///
 /// ```
@@ -46,9 +56,13 @@ pub struct CloseFrame {
 ///
 /// let msg = Message::Text("hello".into());
 /// assert_eq!(msg.to_text().unwrap(), "hello");
+/// assert_eq!(format!("{msg:?}"), "Text(5 bytes)");
 /// assert_eq!(Message::binary(vec![1, 2]).into_data(), &[1u8, 2][..]);
+///
+/// let core: tower_ws::Message = msg.into();
+/// assert_eq!(core.as_text(), Some("hello"));
 /// ```
-#[derive(Debug, Eq, PartialEq, Clone)]
+#[derive(Eq, PartialEq, Clone)]
 pub enum Message {
     /// A text message.
     Text(Utf8Bytes),
@@ -61,6 +75,18 @@ pub enum Message {
     /// A close frame. Received: the connection answers it and the stream then ends. Sent: it
     /// starts the close handshake; sending anything after it is an error.
     Close(Option<CloseFrame>),
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            Self::Binary(b) => write!(f, "Binary({} bytes)", b.len()),
+            Self::Ping(b) => write!(f, "Ping({} bytes)", b.len()),
+            Self::Pong(b) => write!(f, "Pong({} bytes)", b.len()),
+            Self::Close(frame) => f.debug_tuple("Close").field(frame).finish(),
+        }
+    }
 }
 
 impl Message {
@@ -184,12 +210,19 @@ impl From<Message> for Vec<u8> {
     }
 }
 
+/// From this crate's [`tower_ws::Message`](crate::Message) to axum's shape (the close code
+/// becomes a `u16`). No payload is copied.
+///
+/// rustdoc shows this and the conversion back both as `From<Message> for Message`: the two
+/// types share a name, one in `tower_ws`, one in `tower_ws::axum`.
 impl From<crate::Message> for Message {
     fn from(msg: crate::Message) -> Self {
         Self::from_core(msg)
     }
 }
 
+/// From axum's shape back to this crate's [`tower_ws::Message`](crate::Message) (the `u16`
+/// close code becomes a [`tower_ws::CloseCode`](crate::CloseCode)). No payload is copied.
 impl From<Message> for crate::Message {
     fn from(msg: Message) -> Self {
         msg.into_core()

@@ -27,8 +27,8 @@
 //! The extra refusals have rejection types of their own in [`rejection`].
 //!
 //! Settings come from a [`WebSocketLayer`](crate::WebSocketLayer) in front of the router, if
-//! there is one (its [`Config`], including subprotocols and `Origin` policy, and its
-//! [`Shutdown`]); the extractor's setters change them for one connection.
+//! there is one (its [`Config`](crate::Config), including subprotocols and `Origin` policy, and its
+//! [`Shutdown`](crate::Shutdown)); the extractor's setters change them for one connection.
 //!
 //! HTTP/2 (RFC 8441) works as in axum: route with `any(...)`, and serve with a hyper HTTP/2
 //! connection that has `enable_connect_protocol()`.

@@ -29,6 +29,9 @@ use crate::upgrade::UpgradedWebSocket;
 /// Pings are answered and close frames echoed by the connection itself, as long as the stream
 /// is polled.
 ///
+/// [`Stream`]: https://docs.rs/futures-util/0.3/futures_util/stream/trait.Stream.html
+/// [`Sink`]: https://docs.rs/futures-util/0.3/futures_util/sink/trait.Sink.html
+///
 /// # Examples
 ///
 /// ```
