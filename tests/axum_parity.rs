@@ -411,6 +411,74 @@ mod beyond_axum {
         assert_eq!(got, 503);
     }
 
+    /// A valid upgrade request, as a router or service sees it when no hyper server handed it
+    /// over (so without hyper's upgrade handle).
+    fn upgrade_without_server(version: http::Version) -> http::Request<axum::body::Body> {
+        http::Request::get("/ws")
+            .version(version)
+            .header("host", "localhost")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn cannot_upgrade_gets_the_same_status_through_every_door() {
+        use tower::{Layer, ServiceExt};
+        use tower_ws::axum::rejection::WebSocketUpgradeRejection;
+
+        for (version, status) in [(http::Version::HTTP_11, 500), (http::Version::HTTP_10, 400)] {
+            // The axum extractor.
+            let res = app()
+                .oneshot(upgrade_without_server(version))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), status, "{version:?}");
+            assert!(res.headers().get("upgrade").is_none());
+            let router = Router::new().route(
+                "/ws",
+                any(
+                    |ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| async move {
+                        match ws {
+                            Err(WebSocketUpgradeRejection::ConnectionNotUpgradable(r)) => {
+                                r.status().as_u16().to_string()
+                            }
+                            other => format!("unexpected: {other:?}"),
+                        }
+                    },
+                ),
+            );
+            let res = router
+                .oneshot(upgrade_without_server(version))
+                .await
+                .unwrap();
+            let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+            assert_eq!(body, status.to_string(), "{version:?}");
+
+            // `tower_ws::upgrade`.
+            let mut req = upgrade_without_server(version);
+            let refused = tower_ws::upgrade(&mut req, &Config::default()).unwrap_err();
+            assert_eq!(refused.status(), status, "{version:?}");
+
+            // `WebSocketLayer` with a handler of its own.
+            let layer = WebSocketLayer::new()
+                .on_upgrade(|_: tower_ws::UpgradedWebSocket, _: http::request::Parts| async {});
+            let service = layer.layer(tower::service_fn(
+                |_: http::Request<axum::body::Body>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(tower_ws::Body::empty()))
+                },
+            ));
+            let res = service
+                .oneshot(upgrade_without_server(version))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), status, "{version:?}");
+        }
+    }
+
     #[tokio::test]
     async fn extractor_upgrades_http2_extended_connect() {
         async fn proto(ws: WebSocketUpgrade) -> Response {

@@ -23,6 +23,10 @@
 //!   (`.config(Config::default().origin(OriginPolicy::Any))` restores axum's behaviour).
 //! - [`WebSocketUpgrade::requested_protocols`] yields the client's protocols in its order
 //!   (axum sorts them).
+//! - A request that cannot be upgraded gets the status the crate's other doors give it:
+//!   `500` when hyper's upgrade handle is missing (a server fault; axum: `426` without the
+//!   `Upgrade` header a 426 must carry), `400` for HTTP/1.0 (axum: `426`). See
+//!   [`ConnectionNotUpgradable`](rejection::ConnectionNotUpgradable).
 //!
 //! The extra refusals have rejection types of their own in [`rejection`].
 //!

@@ -157,14 +157,69 @@ define_rejection! {
     pub struct ShuttingDown;
 }
 
-define_rejection! {
-    #[status = UPGRADE_REQUIRED]
-    #[body = "WebSocket request couldn't be upgraded since no upgrade state was present"]
-    #[headers = []]
-    /// The connection cannot be upgraded, for example an HTTP/1.0 request or a server
-    /// without upgrade support (426).
-    pub struct ConnectionNotUpgradable;
+/// The request cannot be upgraded, with the same status as the other doors of this crate
+/// ([`upgrade`](crate::upgrade()) and [`WebSocketLayer`](crate::WebSocketLayer)):
+///
+/// - `500 Internal Server Error` when the request came without hyper's upgrade handle (the
+///   server connection does not support upgrades, a layer rebuilt the request without its
+///   extensions, or the router was called without a server). The client did nothing wrong, and
+///   cannot fix it by upgrading: this is the server's fault.
+/// - `400 Bad Request` for a request older than HTTP/1.1 (RFC 6455 §4.1).
+///
+/// axum answers `426 Upgrade Required` in both cases, without the `Upgrade` header a 426 must
+/// carry (RFC 9110 §15.5.22), which tells a client to upgrade when it just asked to.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::axum::rejection::ConnectionNotUpgradable;
+///
+/// assert_eq!(ConnectionNotUpgradable::default().status(), 500);
+/// ```
+#[derive(Debug)]
+pub struct ConnectionNotUpgradable {
+    kind: HandshakeErrorKind,
 }
+
+impl ConnectionNotUpgradable {
+    /// The response body text used for this rejection.
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+
+    /// The status code used for this rejection: 500, or 400 for a request older than
+    /// HTTP/1.1.
+    pub fn status(&self) -> StatusCode {
+        HandshakeError::from(self.kind).status()
+    }
+}
+
+impl Default for ConnectionNotUpgradable {
+    /// The request came without hyper's upgrade handle (500).
+    fn default() -> Self {
+        Self {
+            kind: HandshakeErrorKind::NotUpgradable,
+        }
+    }
+}
+
+impl IntoResponse for ConnectionNotUpgradable {
+    fn into_response(self) -> Response {
+        respond(self.status(), self.body_text(), &[])
+    }
+}
+
+impl std::fmt::Display for ConnectionNotUpgradable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.kind == HandshakeErrorKind::NotUpgradable {
+            f.write_str("WebSocket request couldn't be upgraded since no upgrade state was present")
+        } else {
+            f.write_str(HandshakeError::from(self.kind).message())
+        }
+    }
+}
+
+impl std::error::Error for ConnectionNotUpgradable {}
 
 /// Any other refused handshake, with the status and text of its [`HandshakeError`].
 ///
@@ -317,7 +372,7 @@ pub(super) fn from_handshake(error: HandshakeError) -> WebSocketUpgradeRejection
         K::InvalidKey => InvalidWebSocketKeyHeader.into(),
         K::OriginForbidden => OriginForbidden.into(),
         K::ShuttingDown => ShuttingDown.into(),
-        K::HttpVersion | K::NotUpgradable => ConnectionNotUpgradable.into(),
+        K::HttpVersion | K::NotUpgradable => ConnectionNotUpgradable { kind: error.kind() }.into(),
         _ => InvalidHandshake(error).into(),
     }
 }
