@@ -28,7 +28,12 @@
 //!   `Upgrade` header a 426 must carry), `400` for HTTP/1.0 (axum: `426`). See
 //!   [`ConnectionNotUpgradable`](rejection::ConnectionNotUpgradable).
 //!
-//! The extra refusals have rejection types of their own in [`rejection`].
+//! - [`Message`]'s `Debug` prints the payload's length, not the payload.
+//!
+//! The extra refusals have rejection types of their own in [`rejection`]. [`Utf8Bytes`] is the
+//! crate's own `tower_ws::Utf8Bytes`, and [`Message`] converts to and from `tower_ws::Message`
+//! with `From`; with feature `json`, `tower_ws::typed::Typed` carries serde types over a
+//! [`WebSocket`] or its split halves.
 //!
 //! Settings come from a [`WebSocketLayer`](crate::WebSocketLayer) in front of the router, if
 //! there is one (its [`Config`](crate::Config), including subprotocols and `Origin` policy, and its
