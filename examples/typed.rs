@@ -45,9 +45,8 @@ async fn calculator(ws: UpgradedWebSocket) {
             },
             // A message that does not parse: say so and read on.
             Err(e) if e.is_decode() => {
-                let why = std::error::Error::source(&e)
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
+                // serde's reason; `e.text()` has the message as received.
+                let why = e.json_error().map(ToString::to_string).unwrap_or_default();
                 Reply::Error(format!("not a request: {why}"))
             }
             Err(_) => return,

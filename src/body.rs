@@ -13,6 +13,8 @@ use http_body::{Frame, SizeHint};
 /// It implements [`http_body::Body`], so hyper sends it as is; convert it for frameworks with
 /// their own body type (for axum: `axum::body::Body::new(body)`).
 ///
+/// [`http_body::Body`]: https://docs.rs/http-body/1/http_body/trait.Body.html
+///
 /// # Examples
 ///
 /// ```

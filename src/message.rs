@@ -12,15 +12,23 @@
 //! assert!(bye.is_close());
 //! ```
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 /// A WebSocket message.
 ///
 /// Fragmented messages arrive assembled. Ping, pong and close frames are answered by the
 /// connection itself; they are still handed to the application so it can see them.
+///
+/// `Debug` prints the kind and the payload's length, never the payload, on purpose: messages
+/// carry tokens and personal data, and `{:?}` ends up in logs. Read the contents with
+/// [`as_text`](Self::as_text) or [`into_data`](Self::into_data). (A close frame prints its code
+/// and reason, which are at most 123 bytes and meant for people to read.)
 ///
 /// # Examples
 ///
@@ -30,6 +38,8 @@ use bytes::Bytes;
 ///
 /// let msg = Message::Binary(Bytes::from_static(&[1, 2, 3]));
 /// assert_eq!(msg.len(), 3);
+/// assert_eq!(format!("{msg:?}"), "Binary(3 bytes)");
+/// assert_eq!(format!("{:?}", Message::text("password=hunter2")), "Text(16 bytes)");
 /// assert_eq!(msg.into_data(), Bytes::from_static(&[1, 2, 3]));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -177,20 +187,33 @@ impl From<Vec<u8>> for Message {
 
 /// Bytes that are guaranteed to be valid UTF-8: the payload of a text message.
 ///
-/// Cheap to clone (it is a [`Bytes`]) and dereferences to `str`.
+/// Cheap to clone (the text lives in a [`Bytes`]) and dereferences to `str`. UTF-8 is checked
+/// once, when the value is made; [`as_str`](Self::as_str), `Deref`, `Display` and `len` are then
+/// O(1) and never look at the text again.
+///
+/// This is also `tower_ws::axum::Utf8Bytes`: the same constructors, conversions and comparisons
+/// as `axum::extract::ws::Utf8Bytes` (axum 0.8), so code written for axum's compiles unchanged.
+///
+/// [`Bytes`]: https://docs.rs/bytes/1/bytes/struct.Bytes.html
 ///
 /// # Examples
 ///
 /// ```
+/// use bytes::Bytes;
 /// use tower_ws::Utf8Bytes;
 ///
 /// let text = Utf8Bytes::from("héllo");
 /// assert_eq!(text.as_str(), "héllo");
 /// assert!(text.starts_with("hé"));
-/// assert!(Utf8Bytes::try_from(bytes::Bytes::from_static(b"\xff")).is_err());
+/// assert_eq!(text, "héllo");
+/// assert_eq!(text, String::from("héllo"));
+///
+/// let error = Utf8Bytes::try_from(Bytes::from_static(b"ok\xff")).unwrap_err();
+/// assert_eq!(error.valid_up_to(), 2);
+/// assert_eq!(Bytes::from(text), Bytes::from("héllo"));
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Utf8Bytes(Bytes);
+#[derive(Clone, Default)]
+pub struct Utf8Bytes(ByteString);
 
 impl Utf8Bytes {
     /// Text from a static string, without copying.
@@ -201,37 +224,55 @@ impl Utf8Bytes {
     /// const HELLO: tower_ws::Utf8Bytes = tower_ws::Utf8Bytes::from_static("hello");
     /// assert_eq!(HELLO, "hello");
     /// ```
+    #[must_use]
     pub const fn from_static(text: &'static str) -> Self {
-        Self(Bytes::from_static(text.as_bytes()))
+        Self(ByteString::from_static(text))
     }
 
-    /// Wraps bytes the caller has already validated.
+    /// Wraps bytes the decoder has already validated.
+    ///
+    /// Safe code cannot skip the check, so this validates once more (it runs once per message,
+    /// after which `as_str` is O(1)). Never panics: bytes that are not UTF-8 (a bug in the
+    /// caller) give an empty text.
     pub(crate) fn from_bytes_unchecked(bytes: Bytes) -> Self {
-        debug_assert!(std::str::from_utf8(&bytes).is_ok());
-        Self(bytes)
+        let text = Self::try_from(bytes);
+        debug_assert!(text.is_ok(), "the caller validated the bytes");
+        text.unwrap_or_default()
     }
 
-    /// The text.
+    /// The text. O(1): UTF-8 was checked when the value was made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let text = tower_ws::Utf8Bytes::from(String::from("hi"));
+    /// assert_eq!(text.as_str(), "hi");
+    /// ```
     pub fn as_str(&self) -> &str {
-        // The constructors only ever wrap valid UTF-8. Without `unsafe` there is no O(1) way
-        // to say so to the compiler; simdutf8 re-checks at memory speed instead.
-        simdutf8::basic::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The underlying bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 
-    /// Unwraps the underlying bytes.
+    /// Unwraps the underlying bytes, without copying.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
     }
 }
 
 impl Deref for Utf8Bytes {
     type Target = str;
 
+    /// ```
+    /// fn takes_str(_: &str) {}
+    ///
+    /// let text = tower_ws::Utf8Bytes::from_static("foo123");
+    /// takes_str(&text);
+    /// assert_eq!(text.len(), 6);
+    /// ```
     fn deref(&self) -> &str {
         self.as_str()
     }
@@ -245,7 +286,13 @@ impl AsRef<str> for Utf8Bytes {
 
 impl AsRef<[u8]> for Utf8Bytes {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
+    }
+}
+
+impl Borrow<str> for Utf8Bytes {
+    fn borrow(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -262,14 +309,15 @@ impl fmt::Display for Utf8Bytes {
 }
 
 impl From<String> for Utf8Bytes {
+    /// Takes the string's buffer, without copying.
     fn from(text: String) -> Self {
-        Self(Bytes::from(text))
+        Self(ByteString::from(text))
     }
 }
 
 impl From<&str> for Utf8Bytes {
     fn from(text: &str) -> Self {
-        Self(Bytes::copy_from_slice(text.as_bytes()))
+        Self(ByteString::from(text))
     }
 }
 
@@ -281,45 +329,76 @@ impl From<&String> for Utf8Bytes {
 
 impl From<Utf8Bytes> for Bytes {
     fn from(text: Utf8Bytes) -> Self {
-        text.0
+        text.into_bytes()
+    }
+}
+
+impl From<Utf8Bytes> for String {
+    fn from(text: Utf8Bytes) -> Self {
+        text.as_str().to_owned()
     }
 }
 
 impl TryFrom<Bytes> for Utf8Bytes {
     type Error = std::str::Utf8Error;
 
+    /// Checks the bytes once and keeps them, without copying.
     fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
-        if simdutf8::basic::from_utf8(&bytes).is_err() {
-            // The slow path, only to build std's error with its position.
-            std::str::from_utf8(&bytes)?;
-        }
-        Ok(Self(bytes))
+        ByteString::try_from(bytes).map(Self)
     }
 }
 
 impl TryFrom<Vec<u8>> for Utf8Bytes {
-    type Error = std::string::FromUtf8Error;
+    type Error = std::str::Utf8Error;
 
+    /// Checks the bytes once and keeps the buffer, without copying.
     fn try_from(bytes: Vec<u8>) -> Result<Self, Self::Error> {
-        Ok(String::from_utf8(bytes)?.into())
+        ByteString::try_from(bytes).map(Self)
     }
 }
 
-impl PartialEq<str> for Utf8Bytes {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Utf8Bytes {
-    fn eq(&self, other: &&str) -> bool {
+/// Compares with anything a `&str` compares with: `&str`, `String`, `&String`, `Cow<str>`, as
+/// axum's `Utf8Bytes` does.
+impl<T> PartialEq<T> for Utf8Bytes
+where
+    for<'a> &'a str: PartialEq<T>,
+{
+    /// ```
+    /// let text = tower_ws::Utf8Bytes::from_static("foo123");
+    /// assert_eq!(text, "foo123");
+    /// assert_eq!(text, "foo123".to_string());
+    /// assert_eq!(text, &"foo123".to_string());
+    /// assert_eq!(text, std::borrow::Cow::Borrowed("foo123"));
+    /// ```
+    fn eq(&self, other: &T) -> bool {
         self.as_str() == *other
     }
 }
 
-impl PartialEq<String> for Utf8Bytes {
-    fn eq(&self, other: &String) -> bool {
-        self.as_str() == other
+impl PartialEq for Utf8Bytes {
+    fn eq(&self, other: &Utf8Bytes) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Utf8Bytes {}
+
+impl PartialOrd for Utf8Bytes {
+    fn partial_cmp(&self, other: &Utf8Bytes) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Utf8Bytes {
+    fn cmp(&self, other: &Utf8Bytes) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+/// Hashes as the `str` does, so a map keyed by `Utf8Bytes` can be looked up with a `&str`.
+impl Hash for Utf8Bytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -430,5 +509,72 @@ impl CloseFrame {
             code,
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use bytes::Bytes;
+    use bytestring::ByteString;
+
+    use super::Utf8Bytes;
+
+    #[test]
+    fn utf8_bytes_holds_a_checked_string_so_as_str_does_not_rescan() {
+        // The representation is a string type whose `Deref` is O(1): validity is a property of
+        // the type, established once by the constructors, not re-checked by `as_str`.
+        let text = Utf8Bytes::from("héllo");
+        let Utf8Bytes(inner) = text.clone();
+        let _: ByteString = inner;
+
+        // A 1 MiB text read 100 000 times: 100 GB of scanning if each call re-validated.
+        let big = Utf8Bytes::from("é".repeat(1 << 19));
+        let first = big.as_str().as_ptr();
+        let mut total = 0usize;
+        for _ in 0..100_000 {
+            let s: &str = &big;
+            assert_eq!(s.as_ptr(), first);
+            total += s.len();
+        }
+        assert_eq!(total, 100_000 << 20);
+    }
+
+    #[test]
+    fn utf8_bytes_conversions_keep_the_buffer_and_check_once() {
+        let bytes = Bytes::from("héllo".to_owned());
+        let ptr = bytes.as_ptr();
+        let text = Utf8Bytes::try_from(bytes).unwrap();
+        assert_eq!(text.as_str().as_ptr(), ptr);
+        assert_eq!(Bytes::from(text).as_ptr(), ptr);
+
+        let err = Utf8Bytes::try_from(vec![b'a', 0xff]).unwrap_err();
+        assert_eq!(err.valid_up_to(), 1);
+        assert!(Utf8Bytes::try_from(Bytes::from_static(b"\xc3")).is_err());
+        // The decoder's constructor never panics, even if handed bad bytes in release builds.
+        if !cfg!(debug_assertions) {
+            assert_eq!(
+                Utf8Bytes::from_bytes_unchecked(Bytes::from_static(b"\xff")),
+                ""
+            );
+        }
+    }
+
+    #[test]
+    fn utf8_bytes_compares_orders_and_hashes_as_its_text() {
+        let text = Utf8Bytes::from_static("key");
+        assert_eq!(text, "key");
+        assert_eq!(text, String::from("key"));
+        assert_eq!(text, Utf8Bytes::from(String::from("key")));
+        let (a, b) = (
+            Utf8Bytes::from_static("a"),
+            Utf8Bytes::from(String::from("b")),
+        );
+        assert!(a < b);
+        let map = HashMap::from([(text.clone(), 1)]);
+        assert_eq!(map.get("key"), Some(&1));
+        assert_eq!(String::from(text), "key");
+        assert_eq!(format!("{:?}", Utf8Bytes::from("a\"b")), r#""a\"b""#);
     }
 }

@@ -194,7 +194,14 @@ macro_rules! parity {
                 let payload = Utf8Bytes::from_static("foo123");
                 assert_eq!(payload.len(), 6);
                 assert_eq!(payload, "foo123".to_string());
-                assert!(Utf8Bytes::try_from(vec![0xff]).is_err());
+                assert_eq!(payload, &"foo123".to_string());
+                assert_eq!(payload.as_str(), "foo123");
+                assert_eq!(payload.to_string(), "foo123");
+                assert_eq!(bytes::Bytes::from(payload), bytes::Bytes::from_static(b"foo123"));
+                let err: std::str::Utf8Error = Utf8Bytes::try_from(vec![0xff]).unwrap_err();
+                assert_eq!(err.valid_up_to(), 0);
+                assert!(Utf8Bytes::try_from(bytes::Bytes::from_static(b"\xff")).is_err());
+                assert_eq!(Utf8Bytes::from(String::from("s")), Utf8Bytes::from(&String::from("s")));
                 let close = Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: Utf8Bytes::from("gone") }));
                 assert_eq!(close.to_text().unwrap(), "gone");
                 let _: CloseCode = close_code::NORMAL;
@@ -234,6 +241,22 @@ parity!(
 );
 
 mod beyond_axum {
+    #[test]
+    fn axum_utf8_bytes_is_the_crates_own_type() {
+        fn core(text: tower_ws::Utf8Bytes) -> tower_ws::axum::Utf8Bytes {
+            text
+        }
+        let text = core(tower_ws::Utf8Bytes::from_static("same"));
+        assert_eq!(
+            tower_ws::Message::text(text.clone()).as_text(),
+            Some("same")
+        );
+        assert_eq!(
+            tower_ws::axum::Message::Text(text).to_text().unwrap(),
+            "same"
+        );
+    }
+
     use std::time::Duration;
 
     use axum::Router;
@@ -386,6 +409,74 @@ mod beyond_axum {
         assert_eq!(left, 0);
         let (got, _) = raw_response(addr, &upgrade_request("/ws", "")).await;
         assert_eq!(got, 503);
+    }
+
+    /// A valid upgrade request, as a router or service sees it when no hyper server handed it
+    /// over (so without hyper's upgrade handle).
+    fn upgrade_without_server(version: http::Version) -> http::Request<axum::body::Body> {
+        http::Request::get("/ws")
+            .version(version)
+            .header("host", "localhost")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn cannot_upgrade_gets_the_same_status_through_every_door() {
+        use tower::{Layer, ServiceExt};
+        use tower_ws::axum::rejection::WebSocketUpgradeRejection;
+
+        for (version, status) in [(http::Version::HTTP_11, 500), (http::Version::HTTP_10, 400)] {
+            // The axum extractor.
+            let res = app()
+                .oneshot(upgrade_without_server(version))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), status, "{version:?}");
+            assert!(res.headers().get("upgrade").is_none());
+            let router = Router::new().route(
+                "/ws",
+                any(
+                    |ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| async move {
+                        match ws {
+                            Err(WebSocketUpgradeRejection::ConnectionNotUpgradable(r)) => {
+                                r.status().as_u16().to_string()
+                            }
+                            other => format!("unexpected: {other:?}"),
+                        }
+                    },
+                ),
+            );
+            let res = router
+                .oneshot(upgrade_without_server(version))
+                .await
+                .unwrap();
+            let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+            assert_eq!(body, status.to_string(), "{version:?}");
+
+            // `tower_ws::upgrade`.
+            let mut req = upgrade_without_server(version);
+            let refused = tower_ws::upgrade(&mut req, &Config::default()).unwrap_err();
+            assert_eq!(refused.status(), status, "{version:?}");
+
+            // `WebSocketLayer` with a handler of its own.
+            let layer = WebSocketLayer::new()
+                .on_upgrade(|_: tower_ws::UpgradedWebSocket, _: http::request::Parts| async {});
+            let service = layer.layer(tower::service_fn(
+                |_: http::Request<axum::body::Body>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(tower_ws::Body::empty()))
+                },
+            ));
+            let res = service
+                .oneshot(upgrade_without_server(version))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), status, "{version:?}");
+        }
     }
 
     #[tokio::test]

@@ -19,6 +19,8 @@ use crate::upgrade::UpgradedWebSocket;
 /// A tower [`Layer`] that answers WebSocket upgrade requests and passes everything else to the
 /// service it wraps. See the [module docs](super) for a full server.
 ///
+/// [`Layer`]: https://docs.rs/tower-layer/0.3/tower_layer/trait.Layer.html
+///
 /// # Examples
 ///
 /// ```
