@@ -22,7 +22,7 @@ use ::axum::body::Body as AxumBody;
 use ::axum::extract::FromRequestParts;
 use ::axum::response::Response;
 use http::request::Parts;
-use http::{HeaderValue, Request};
+use http::HeaderValue;
 use hyper::upgrade::OnUpgrade;
 
 use super::rejection::{self, WebSocketUpgradeRejection};
@@ -232,17 +232,11 @@ where
         if let Some(shutdown) = &settings.shutdown {
             shutdown.check().map_err(rejection::from_handshake)?;
         }
-        // The handshake checks take a `Request`; lend it the parts without copying headers.
-        let req = Request::from_parts(
-            std::mem::replace(parts, Request::new(()).into_parts().0),
-            (),
-        );
-        let accepted = crate::upgrade::validate(&req, &settings.config);
-        let requested = handshake::requested_protocols(&req)
+        let accept =
+            crate::upgrade::validate(&*parts, &settings.config).map_err(rejection::from_handshake)?;
+        let requested = handshake::requested_protocols(&*parts)
             .filter_map(|p| HeaderValue::from_str(p).ok())
             .collect();
-        *parts = req.into_parts().0;
-        let accept = accepted.map_err(rejection::from_handshake)?;
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
