@@ -229,17 +229,6 @@ impl Utf8Bytes {
         Self(ByteString::from_static(text))
     }
 
-    /// Wraps bytes the decoder has already validated.
-    ///
-    /// Safe code cannot skip the check, so this validates once more (it runs once per message,
-    /// after which `as_str` is O(1)). Never panics: bytes that are not UTF-8 (a bug in the
-    /// caller) give an empty text.
-    pub(crate) fn from_bytes_unchecked(bytes: Bytes) -> Self {
-        let text = Self::try_from(bytes);
-        debug_assert!(text.is_ok(), "the caller validated the bytes");
-        text.unwrap_or_default()
-    }
-
     /// The text. O(1): UTF-8 was checked when the value was made.
     ///
     /// # Examples
@@ -552,13 +541,6 @@ mod tests {
         let err = Utf8Bytes::try_from(vec![b'a', 0xff]).unwrap_err();
         assert_eq!(err.valid_up_to(), 1);
         assert!(Utf8Bytes::try_from(Bytes::from_static(b"\xc3")).is_err());
-        // The decoder's constructor never panics, even if handed bad bytes in release builds.
-        if !cfg!(debug_assertions) {
-            assert_eq!(
-                Utf8Bytes::from_bytes_unchecked(Bytes::from_static(b"\xff")),
-                ""
-            );
-        }
     }
 
     #[test]

@@ -21,8 +21,8 @@ use ::axum::Error;
 use ::axum::body::Body as AxumBody;
 use ::axum::extract::FromRequestParts;
 use ::axum::response::Response;
-use http::request::Parts;
 use http::HeaderValue;
+use http::request::Parts;
 use hyper::upgrade::OnUpgrade;
 
 use super::rejection::{self, WebSocketUpgradeRejection};
@@ -232,8 +232,8 @@ where
         if let Some(shutdown) = &settings.shutdown {
             shutdown.check().map_err(rejection::from_handshake)?;
         }
-        let accept =
-            crate::upgrade::validate(&*parts, &settings.config).map_err(rejection::from_handshake)?;
+        let accept = crate::upgrade::validate(&*parts, &settings.config)
+            .map_err(rejection::from_handshake)?;
         let requested = handshake::requested_protocols(&*parts)
             .filter_map(|p| HeaderValue::from_str(p).ok())
             .collect();

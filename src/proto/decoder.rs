@@ -92,6 +92,9 @@ pub(crate) struct Decoder {
     in_message: bool,
     in_text: bool,
     utf8: Utf8Validator,
+    /// The text of the text message in progress, appended as it is validated: the message
+    /// needs no second check to become an O(1) `Utf8Bytes`.
+    text: String,
     /// The message in progress is compressed (RSV1 on its first frame).
     compressed: bool,
     /// The current (or next) data message is handed out in chunks as it arrives.
@@ -129,6 +132,7 @@ impl Decoder {
             in_message: false,
             in_text: false,
             utf8: Utf8Validator::default(),
+            text: String::new(),
             compressed: false,
             streaming: false,
             stream_started: false,
@@ -237,8 +241,10 @@ impl Decoder {
                 #[cfg(not(feature = "deflate"))]
                 return Err(ErrorKind::ReservedBits);
             }
-            // Fragments assembled before streaming was asked for come first.
+            // Fragments assembled before streaming was asked for come first; text is in
+            // `self.text`, checked as it arrived.
             let data = match self.partial.take() {
+                _ if self.in_text => Bytes::from(std::mem::take(&mut self.text)),
                 Some(mut partial) => {
                     partial.data.extend_from_slice(&payload);
                     partial.data.freeze()
@@ -310,13 +316,18 @@ impl Decoder {
         if ended {
             self.stream_inflate = None;
         }
-        if self.in_text {
-            self.utf8.feed(&out).map_err(|_| ErrorKind::InvalidUtf8)?;
-        }
-        if out.is_empty() && !fin {
+        let data = if self.in_text {
+            self.utf8
+                .feed(&out, &mut self.text)
+                .map_err(|_| ErrorKind::InvalidUtf8)?;
+            Bytes::from(std::mem::take(&mut self.text))
+        } else {
+            Bytes::from(out)
+        };
+        if data.is_empty() && !fin {
             return Ok(None);
         }
-        self.stream_chunk(Bytes::from(out), fin).map(Some)
+        self.stream_chunk(data, fin).map(Some)
     }
 
     /// The next whole frame: its header and its unmasked payload (text checked as it arrived).
@@ -345,7 +356,9 @@ impl Decoder {
             }
             if frame.text {
                 // RFC 6455 §8.1: fail the connection as soon as invalid UTF-8 is seen.
-                self.utf8.feed(fresh).map_err(|_| ErrorKind::InvalidUtf8)?;
+                self.utf8
+                    .feed(fresh, &mut self.text)
+                    .map_err(|_| ErrorKind::InvalidUtf8)?;
             }
             frame.processed = available;
         }
@@ -422,7 +435,10 @@ impl Decoder {
     fn message_len(&self) -> usize {
         #[cfg(feature = "deflate")]
         if self.compressed {
-            return self.inflater.as_ref().map_or(0, |i| i.out.len());
+            return self.text.len() + self.inflater.as_ref().map_or(0, |i| i.out.len());
+        }
+        if self.in_text {
+            return self.text.len();
         }
         self.partial.as_ref().map_or(0, |p| p.data.len())
     }
@@ -433,15 +449,23 @@ impl Decoder {
         let Some(Inflating { inflater, out }) = self.inflater.as_deref_mut() else {
             return Err(ErrorKind::ReservedBits);
         };
-        let before = out.len();
         // RFC 7692 §8.1 (and our limits): the inflated size counts, checked while inflating.
-        inflater.inflate(payload, fin, out, self.limits.max_message_size)?;
-        if self.in_text {
-            self.utf8
-                .feed(&out[before..])
-                .map_err(|_| ErrorKind::InvalidUtf8)?;
+        let limit = self.limits.max_message_size.saturating_sub(self.text.len());
+        inflater.inflate(payload, fin, out, limit)?;
+        if !self.in_text {
+            return Ok(fin.then(|| Bytes::from(std::mem::take(out))));
         }
-        Ok(fin.then(|| Bytes::from(std::mem::take(out))))
+        // Text moves on into `text` as it is checked, so a message is held once, not twice.
+        self.utf8
+            .feed(out, &mut self.text)
+            .map_err(|_| ErrorKind::InvalidUtf8)?;
+        if fin {
+            drop(std::mem::take(out));
+        } else {
+            inflater.continue_streaming(out);
+            out.clear();
+        }
+        Ok(fin.then(Bytes::new))
     }
 
     /// Without the `deflate` feature no compressed message is ever accepted.
@@ -465,6 +489,13 @@ impl Decoder {
                 Some(data) => data,
                 None => return Ok(None),
             },
+            // Text is in `self.text` already, checked as it arrived.
+            _ if self.in_text => {
+                if !h.fin {
+                    return Ok(None);
+                }
+                Bytes::new()
+            }
             OpCode::Text | OpCode::Binary if h.fin => payload,
             OpCode::Text | OpCode::Binary => {
                 // The first fragment: assemble from here.
@@ -493,7 +524,8 @@ impl Decoder {
         self.compressed = false;
         if text {
             self.utf8.finish().map_err(|_| ErrorKind::InvalidUtf8)?;
-            Ok(Some(Message::Text(Utf8Bytes::from_bytes_unchecked(data))))
+            let text = std::mem::take(&mut self.text);
+            Ok(Some(Message::Text(Utf8Bytes::from(text))))
         } else {
             Ok(Some(Message::Binary(data)))
         }

@@ -1,8 +1,10 @@
 //! Incremental UTF-8 validation: fails at the first invalid byte even when a code point is split
 //! across reads or fragments.
 //!
-//! The work is done by `simdutf8`'s `compat` API: SIMD, with std's error semantics (where the
-//! valid prefix ends, and whether the bytes after it can still become valid).
+//! The work is done by `simdutf8` (SIMD): a piece is cut before a code point its end leaves
+//! unfinished, the complete part is checked by the `basic` API, whose `&str` is appended to the
+//! message's text, and the few bytes of the unfinished code point by the `compat` API, which says
+//! whether they can still become valid.
 
 use simdutf8::compat::from_utf8;
 
@@ -21,16 +23,20 @@ pub(crate) struct Utf8Validator {
 pub(crate) struct InvalidUtf8;
 
 impl Utf8Validator {
-    /// Checks the next piece. An incomplete code point at its end is remembered, as long as it
-    /// can still become valid.
-    pub(crate) fn feed(&mut self, mut data: &[u8]) -> Result<(), InvalidUtf8> {
+    /// Checks the next piece and appends its text to `out`. An incomplete code point at its
+    /// end is remembered (and appended once complete), as long as it can still become valid.
+    ///
+    /// One pass: the check yields the `&str` that is copied, so text needs no second check to
+    /// become a `String` (or an O(1) `Utf8Bytes`).
+    pub(crate) fn feed(&mut self, mut data: &[u8], out: &mut String) -> Result<(), InvalidUtf8> {
         if self.partial_len > 0 {
             let have = self.partial_len as usize;
             let take = (self.needed as usize - have).min(data.len());
             self.partial[have..have + take].copy_from_slice(&data[..take]);
             self.partial_len += take as u8;
             match from_utf8(&self.partial[..self.partial_len as usize]) {
-                Ok(_) => {
+                Ok(text) => {
+                    out.push_str(text);
                     self.partial_len = 0;
                     data = &data[take..];
                 }
@@ -39,20 +45,24 @@ impl Utf8Validator {
                 Err(_) => return Err(InvalidUtf8),
             }
         }
-        match from_utf8(data) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
-            Err(e) => {
-                let rest = &data[e.valid_up_to()..];
-                self.partial[..rest.len()].copy_from_slice(rest);
-                self.partial_len = rest.len() as u8;
-                self.needed = match rest[0] {
+        let (complete, unfinished) = data.split_at(complete_prefix(data));
+        out.push_str(simdutf8::basic::from_utf8(complete).map_err(|_| InvalidUtf8)?);
+        if unfinished.is_empty() {
+            return Ok(());
+        }
+        // At most three bytes: can they still become a code point?
+        match from_utf8(unfinished) {
+            Err(e) if e.error_len().is_none() && e.valid_up_to() == 0 => {
+                self.partial[..unfinished.len()].copy_from_slice(unfinished);
+                self.partial_len = unfinished.len() as u8;
+                self.needed = match unfinished[0] {
                     0xf0..=0xf4 => 4,
                     0xe0..=0xef => 3,
                     _ => 2,
                 };
                 Ok(())
             }
+            _ => Err(InvalidUtf8),
         }
     }
 
@@ -64,16 +74,39 @@ impl Utf8Validator {
     }
 }
 
+/// The length of `data` without a code point its end leaves unfinished: a lead byte among the
+/// last three whose sequence is longer than what follows it.
+fn complete_prefix(data: &[u8]) -> usize {
+    let len = data.len();
+    for back in 1..=len.min(3) {
+        let b = data[len - back];
+        if b & 0xc0 == 0x80 {
+            continue; // a continuation byte: its lead is further back
+        }
+        let width = match b {
+            0xf0..=0xff => 4,
+            0xe0..=0xef => 3,
+            0xc0..=0xdf => 2,
+            _ => 1,
+        };
+        return if width > back { len - back } else { len };
+    }
+    len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn validate_in_pieces(data: &[u8], split: usize) -> Result<(), InvalidUtf8> {
         let mut v = Utf8Validator::default();
+        let mut text = String::new();
         let (a, b) = data.split_at(split);
-        v.feed(a)?;
-        v.feed(b)?;
-        v.finish()
+        v.feed(a, &mut text)?;
+        v.feed(b, &mut text)?;
+        v.finish()?;
+        assert_eq!(text.as_bytes(), data, "the text is what was fed");
+        Ok(())
     }
 
     #[test]
@@ -108,7 +141,7 @@ mod tests {
         let data = b"ok\xf4\x90\x80\x80";
         let mut v = Utf8Validator::default();
         for (i, b) in data.iter().enumerate() {
-            let r = v.feed(std::slice::from_ref(b));
+            let r = v.feed(std::slice::from_ref(b), &mut String::new());
             assert_eq!(r.is_err(), i == 3, "byte {i}");
             if r.is_err() {
                 break;
@@ -119,10 +152,10 @@ mod tests {
     #[test]
     fn unfinished_code_point_fails_at_the_end() {
         let mut v = Utf8Validator::default();
-        v.feed(b"\xe2\x82").unwrap();
+        v.feed(b"\xe2\x82", &mut String::new()).unwrap();
         assert!(v.finish().is_err());
         // finish() resets the state for the next message.
-        v.feed(b"fine").unwrap();
+        v.feed(b"fine", &mut String::new()).unwrap();
         assert!(v.finish().is_ok());
     }
 
@@ -151,11 +184,12 @@ mod tests {
                 .as_ref()
                 .map_or_else(|e| e.valid_up_to(), |_| data.len());
             let mut v = Utf8Validator::default();
+            let mut text = String::new();
             let mut at = 0;
             let mut failed = false;
             while at < data.len() {
                 let end = (at + 1 + (next() % 9) as usize).min(data.len());
-                if v.feed(&data[at..end]).is_err() {
+                if v.feed(&data[at..end], &mut text).is_err() {
                     assert!(
                         end > valid_up_to,
                         "{data:x?}: failed in {at}..{end}, valid to {valid_up_to}"
@@ -167,6 +201,9 @@ mod tests {
             }
             let ok = !failed && v.finish().is_ok();
             assert_eq!(ok, std_result.is_ok(), "{data:x?}");
+            if ok {
+                assert_eq!(text.as_bytes(), data, "the text is what was fed");
+            }
         }
     }
 }
