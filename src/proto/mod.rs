@@ -1,16 +1,19 @@
 //! The RFC 6455 protocol engine: pure functions and state over bytes, no IO.
 //!
 //! [`Decoder`] turns bytes into messages (parsing, unmasking, UTF-8 validation, fragment assembly,
-//! control frame and close rules, size limits); [`frame`] encodes headers for the write path.
+//! control frame and close rules, size limits); [`Encoder`] turns messages into frames in the
+//! write queue (compression, header, masking).
 //! Nothing here imports tokio or hyper, so it is tested with byte vectors and fuzzed directly.
 
 pub(crate) mod close;
 pub(crate) mod decoder;
+pub(crate) mod encoder;
 pub(crate) mod frame;
 pub(crate) mod mask;
 pub(crate) mod utf8;
 
 pub(crate) use decoder::{Decoder, Limits};
+pub(crate) use encoder::{Encoder, MaskSource};
 pub(crate) use frame::{FrameHeader, OpCode};
 pub(crate) use mask::apply_mask;
 

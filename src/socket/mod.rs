@@ -43,6 +43,7 @@ use crate::deflate::{Deflater, Inflater};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message};
+use crate::proto::Encoder;
 use crate::proto::{self, Decoder, Limits, OpCode, Role};
 use crate::write_buf::{MAX_SLICES, WriteBuf};
 
@@ -122,10 +123,8 @@ struct Core {
     read: ReadBuf,
     decoder: Decoder,
     write: WriteBuf,
-    /// permessage-deflate for outgoing messages, when agreed.
-    /// Boxed: most connections never agree to compression and should not pay its size.
-    #[cfg(feature = "deflate")]
-    deflater: Option<Box<Deflater>>,
+    /// Messages to frames in `write`: compression and (client role) masking.
+    encoder: Encoder<MaskKeys>,
     /// Fires to release idle compression state (context takeover only).
     #[cfg(feature = "deflate")]
     release_timer: Option<Pin<Box<Sleep>>>,
@@ -154,8 +153,6 @@ struct Core {
     /// A pong for the most recent ping, not yet queued because the write queue was full
     /// (RFC 6455 §5.5.3). Boxed: only a peer that pings without reading makes one.
     owed_pong: Option<Box<Bytes>>,
-    /// Client role: the source of masking keys.
-    mask: Option<Box<MaskKeys>>,
     /// Boxed: most connections agree to no subprotocol and should not pay its size.
     protocol: Option<Box<HeaderValue>>,
     /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
@@ -200,10 +197,7 @@ impl<S> WebSocket<S> {
                 cfg,
                 read: ReadBuf::default(),
                 decoder: Decoder::new(role, limits, accept_unmasked),
-                #[cfg(feature = "deflate")]
-                deflater: negotiated
-                    .deflate
-                    .map(|agreed| Box::new(Deflater::new(&agreed, role == Role::Server))),
+                encoder: Encoder::new((role == Role::Client).then(MaskKeys::new)),
                 #[cfg(feature = "deflate")]
                 release_timer: None,
                 #[cfg(feature = "deflate")]
@@ -220,7 +214,6 @@ impl<S> WebSocket<S> {
                 timer: None,
                 wake_both: false,
                 owed_pong: None,
-                mask: (role == Role::Client).then(|| Box::new(MaskKeys::new())),
                 protocol: negotiated.protocol.map(Box::new),
                 shutdown: None,
             },
@@ -228,6 +221,9 @@ impl<S> WebSocket<S> {
         };
         #[cfg(feature = "deflate")]
         if let Some(agreed) = negotiated.deflate {
+            this.core
+                .encoder
+                .set_deflater(Deflater::new(&agreed, role == Role::Server));
             this.core
                 .decoder
                 .set_inflater(Inflater::new(&agreed, role == Role::Client));
@@ -695,7 +691,7 @@ impl Core {
     /// only its LZ77 windows (`1 << window_bits` bytes each way) instead of whole zlib states.
     #[cfg(feature = "deflate")]
     fn poll_release_compression(&mut self, cx: &mut Context<'_>) {
-        let holding = self.deflater.as_ref().is_some_and(|d| d.holds_state())
+        let holding = self.encoder.deflater().is_some_and(Deflater::holds_state)
             || self.decoder.inflater_mut().is_some_and(|i| i.holds_state());
         if !holding {
             self.release_timer = None;
@@ -714,7 +710,7 @@ impl Core {
             let _ = timer.as_mut().poll(cx);
             return;
         }
-        if let Some(d) = self.deflater.as_mut() {
+        if let Some(d) = self.encoder.deflater_mut() {
             d.release();
         }
         if let Some(i) = self.decoder.inflater_mut() {
@@ -757,12 +753,11 @@ impl Core {
     /// can be invalid).
     fn try_send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
         debug_assert!(!self.close_sent, "a second close frame");
-        let mut payload = BytesMut::new();
-        proto::close::encode(frame, &mut payload)?;
+        proto::close::encode(frame, &mut BytesMut::new())?;
         if let Some(ping) = self.owed_pong.take() {
             self.queue(OpCode::Pong, &ping);
         }
-        self.queue(OpCode::Close, &payload.freeze());
+        self.encoder.close(frame, &mut self.write)?;
         self.close_sent = true;
         self.arm_close_timer();
         Ok(())
@@ -893,14 +888,16 @@ impl Core {
             return Err(ErrorKind::Closed.into());
         }
         match msg {
-            Message::Text(text) => self.queue_data(OpCode::Text, &text.into_bytes(), compress),
-            Message::Binary(data) => self.queue_data(OpCode::Binary, &data, compress),
-            Message::Ping(data) | Message::Pong(data) if data.len() > 125 => {
-                return Err(ErrorKind::InvalidMessage.into());
-            }
-            Message::Ping(data) => self.queue(OpCode::Ping, &data),
-            Message::Pong(data) => self.queue(OpCode::Pong, &data),
             Message::Close(frame) => self.try_send_close(frame.as_ref())?,
+            msg => {
+                let compressed = self.encoder.message(msg, compress, &mut self.write)?;
+                #[cfg(feature = "deflate")]
+                if compressed {
+                    self.active = true;
+                }
+                #[cfg(not(feature = "deflate"))]
+                let _ = compressed;
+            }
         }
         Ok(())
     }
@@ -972,28 +969,11 @@ impl Core {
         }
     }
 
-    /// Queues a data message, compressed when permessage-deflate was agreed (RFC 7692 §6:
-    /// RSV1 on the message's first frame) unless `compress` is off or it is too small.
-    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
-    fn queue_data(&mut self, opcode: OpCode, payload: &Bytes, compress: bool) {
-        #[cfg(feature = "deflate")]
-        if let Some(deflater) = self
-            .deflater
-            .as_mut()
-            .filter(|d| compress && d.wants(payload.len()))
-        {
-            self.active = true;
-            let compressed = Bytes::from(deflater.compress(payload));
-            let mask = self.mask.as_mut().map(|m| m.next_key());
-            self.write.push_frame(opcode, true, true, &compressed, mask);
-            return;
-        }
-        self.queue(opcode, payload);
-    }
-
+    /// Queues a control frame the socket built itself (a pong, a keepalive ping): its payload
+    /// is a ping's, at most 125 bytes, so the encoder never refuses it.
     fn queue(&mut self, opcode: OpCode, payload: &Bytes) {
-        let mask = self.mask.as_mut().map(|m| m.next_key());
-        self.write.push_frame(opcode, true, false, payload, mask);
+        let queued = self.encoder.control(opcode, payload, &mut self.write);
+        debug_assert!(queued.is_ok(), "the socket built an invalid control frame");
     }
 
     /// Whether anything waits to be written: queued bytes or an owed pong.
