@@ -10,12 +10,14 @@ pub(crate) mod decoder;
 pub(crate) mod encoder;
 pub(crate) mod frame;
 pub(crate) mod mask;
+pub(crate) mod state;
 pub(crate) mod utf8;
 
 pub(crate) use decoder::{Decoder, Limits};
 pub(crate) use encoder::{Encoder, MaskSource};
 pub(crate) use frame::{FrameHeader, OpCode};
 pub(crate) use mask::apply_mask;
+pub(crate) use state::State;
 
 /// Which end of the connection this is: it decides who masks frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

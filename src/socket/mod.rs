@@ -31,7 +31,7 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Sink, Stream, stream::FusedStream};
 use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -44,7 +44,7 @@ use crate::error::{Error, ErrorKind};
 use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message};
 use crate::proto::Encoder;
-use crate::proto::{self, Decoder, Limits, OpCode, Role};
+use crate::proto::{self, Decoder, Limits, OpCode, Role, State};
 use crate::write_buf::{MAX_SLICES, WriteBuf};
 
 mod mask_keys;
@@ -131,19 +131,8 @@ struct Core {
     /// A message went either way since the release timer was armed.
     #[cfg(feature = "deflate")]
     active: bool,
-    /// A close frame was queued by us.
-    close_sent: bool,
-    /// The peer's close frame arrived.
-    close_received: bool,
-    read_eof: bool,
-    /// The IO was shut down.
-    shut_down: bool,
-    /// The stream has ended (returned `None` or an error).
-    done: bool,
-    /// A violation was found: our close frame is queued, report this once it is written.
-    failure: Option<ErrorKind>,
-    /// The peer's close, handed out once our reply is written.
-    pending_close: Option<Box<Message>>,
+    /// The close handshake and the end of the stream.
+    state: State,
     /// Any frame since the last keepalive tick.
     seen: bool,
     timer: Option<Timer>,
@@ -203,13 +192,7 @@ impl<S> WebSocket<S> {
                 #[cfg(feature = "deflate")]
                 active: false,
                 write: WriteBuf::default(),
-                close_sent: false,
-                close_received: false,
-                read_eof: false,
-                shut_down: false,
-                done: false,
-                failure: None,
-                pending_close: None,
+                state: State::Open,
                 seen: false,
                 timer: None,
                 wake_both: false,
@@ -343,7 +326,7 @@ where
     /// # let _ = bye;
     /// ```
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        if !self.core.close_sent && !self.core.done {
+        if self.core.state.is_open() {
             self.start_send_msg(Message::Close(Some(CloseFrame::new(code, reason))), true)?;
         }
         poll_fn(|cx| self.poll_close_msg(cx, true)).await
@@ -431,7 +414,7 @@ where
     ) -> Poll<T> {
         let Self { io, core, wake } = self;
         let queued = core.write.len();
-        let closed = core.close_received;
+        let closed = core.state.close_received();
         let result = wake.poll(side, cx, |cx| {
             let result = poll(core, io, cx);
             if core.wake_both {
@@ -445,7 +428,7 @@ where
         // wrote queued messages out (a sender may wait for room or for its flush), or the
         // sending side's close read the peer's close (the receiver must see it).
         let wrote = matches!(side, Side::Read) && core.write.len() < queued;
-        if wrote || core.close_received != closed {
+        if wrote || core.state.close_received() != closed {
             wake.wake_other(side);
         }
         result
@@ -461,11 +444,13 @@ impl Core {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        // The peer closed TCP: what is buffered is decoded first, then the stream ends.
+        let mut read_eof = false;
         loop {
-            if self.done {
+            if self.state.is_ended() {
                 return Poll::Ready(None);
             }
-            if !self.close_sent
+            if !self.state.close_queued()
                 && self
                     .shutdown
                     .as_mut()
@@ -478,20 +463,20 @@ impl Core {
                     "server shutting down",
                 )));
             }
-            if let Some(kind) = self.failure {
+            if let Some(kind) = self.state.failure() {
                 // RFC 6455 §7.1.7: fail the connection: send the close frame, then close TCP.
                 let _ = ready!(self.poll_finish(io, cx));
-                self.done = true;
+                self.state.end();
                 return Poll::Ready(Some(Err(Error::new(kind))));
             }
-            if self.close_received {
+            if self.state.close_received() {
                 // RFC 6455 §5.5.1: reply to a close with a close, then (server) close TCP; the
                 // application sees the close only once that is done.
                 let finished = ready!(self.poll_finish(io, cx));
-                return match self.pending_close.take() {
-                    Some(msg) => Poll::Ready(Some(Ok(*msg))),
+                return match self.state.take_close() {
+                    Some(msg) => Poll::Ready(Some(Ok(msg))),
                     None => {
-                        self.done = true;
+                        self.state.end();
                         match finished {
                             Ok(()) => Poll::Ready(None),
                             Err(e) => Poll::Ready(Some(Err(e))),
@@ -499,7 +484,7 @@ impl Core {
                     }
                 };
             }
-            if self.close_sent && self.close_timed_out(cx) {
+            if self.state.close_queued() && self.close_timed_out(cx) {
                 // Our close went out (or was queued) `close_timeout` ago and the peer has not
                 // answered: whichever path sent it, give up now.
                 return Poll::Ready(Some(Err(self.give_up(io, cx))));
@@ -508,19 +493,19 @@ impl Core {
             if let Some(msg) = self.decode_next() {
                 return Poll::Ready(Some(Ok(msg)));
             }
-            if self.close_received || self.failure.is_some() {
+            if !self.state.can_read() {
                 continue;
             }
 
-            if self.read_eof {
-                self.done = true;
+            if read_eof {
+                self.state.end();
                 return Poll::Ready(Some(Err(ErrorKind::ConnectionReset.into())));
             }
             // About to wait for the peer: write what is queued (pongs, fed messages) first.
             if self.has_output() {
                 match self.poll_write_out(io, cx) {
                     Poll::Ready(Err(e)) => {
-                        self.done = true;
+                        self.state.end();
                         return Poll::Ready(Some(Err(e)));
                     }
                     Poll::Pending if self.write.len() >= self.cfg.max_write_buffer_size => {
@@ -535,10 +520,10 @@ impl Core {
                 }
             }
             match self.poll_read(io, cx) {
-                Poll::Ready(Ok(0)) => self.read_eof = true,
+                Poll::Ready(Ok(0)) => read_eof = true,
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => {
-                    self.done = true;
+                    self.state.end();
                     return Poll::Ready(Some(Err(e.into())));
                 }
                 Poll::Pending => {
@@ -556,12 +541,7 @@ impl Core {
     /// no waker either. `None` sends the caller down the full path of [`poll_next`].
     #[inline]
     fn next_buffered(&mut self) -> Option<Message> {
-        if self.close_sent
-            || self.close_received
-            || self.done
-            || self.failure.is_some()
-            || self.shutdown.is_some()
-        {
+        if !self.state.is_open() || self.shutdown.is_some() {
             return None;
         }
         self.decode_next()
@@ -574,13 +554,7 @@ impl Core {
     #[inline(always)]
     fn decode_next(&mut self) -> Option<Message> {
         match self.decoder.decode(&mut self.read.buf) {
-            Ok(Some(msg)) => {
-                if self.received(&msg) {
-                    return Some(msg);
-                }
-                self.pending_close = Some(Box::new(msg));
-                None
-            }
+            Ok(Some(msg)) => self.received(msg),
             Ok(None) => None,
             Err(kind) => {
                 self.fail(kind);
@@ -590,28 +564,28 @@ impl Core {
     }
 
     /// What a decoded message does to the connection: a ping is answered; the peer's close is
-    /// answered, and `false` says to keep it until our reply is written. The application gets
-    /// every other message at once.
+    /// answered as the state decides and kept there until our reply is written (`None`). The
+    /// application gets every other message at once.
     #[inline(always)]
-    fn received(&mut self, msg: &Message) -> bool {
+    fn received(&mut self, msg: Message) -> Option<Message> {
         self.on_frame();
         #[cfg(feature = "deflate")]
         {
             self.active = true;
         }
         match msg {
-            Message::Ping(payload) if !self.close_sent => self.answer_ping(payload),
             Message::Close(frame) => {
-                self.close_received = true;
-                if !self.close_sent {
-                    let code = frame.as_ref().map(|f| f.code);
-                    self.send_close(code.map(|c| CloseFrame::new(c, "")).as_ref());
+                if let Some(reply) = self.state.receive_close(frame) {
+                    self.queue_close(reply.frame().as_ref());
                 }
-                return false;
+                None
             }
-            _ => {}
+            Message::Ping(ref payload) if !self.state.close_queued() => {
+                self.answer_ping(payload);
+                Some(msg)
+            }
+            msg => Some(msg),
         }
-        true
     }
 
     /// Before the stream sleeps: gives an empty read buffer back (lending it to the next
@@ -626,7 +600,7 @@ impl Core {
             return true;
         }
         // Once it has fired, the top of the loop queues the close.
-        if !self.close_sent && self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx)) {
+        if !self.state.close_queued() && self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx)) {
             return true;
         }
         #[cfg(feature = "deflate")]
@@ -657,7 +631,11 @@ impl Core {
 
     /// Drives the keepalive timer; `true` if it queued something or failed the connection.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(interval) = self.cfg.ping_interval.filter(|_| !self.close_sent) else {
+        let Some(interval) = self
+            .cfg
+            .ping_interval
+            .filter(|_| !self.state.close_queued())
+        else {
             return false;
         };
         let timer = self.timer.get_or_insert_with(|| Timer {
@@ -732,34 +710,25 @@ impl Core {
         }
     }
 
-    /// Queues the close frame for a violation; the stream reports it after writing it.
+    /// Fails the connection with `kind`: queues the close frame the state owes (none if ours
+    /// went earlier); the stream reports `kind` after writing it.
     fn fail(&mut self, kind: ErrorKind) {
-        if !self.close_sent {
-            let frame = kind.close_code().map(|code| CloseFrame::new(code, ""));
-            self.send_close(frame.as_ref());
+        if let Some(reply) = self.state.fail(kind) {
+            self.queue_close(reply.frame().as_ref());
         }
-        self.failure = Some(kind);
     }
 
-    /// Queues our close frame. Every path that closes (the application's close frame,
-    /// `close()`, the reply to the peer's close, a violation, a graceful shutdown) comes through
-    /// here, so the rules hold for all of them: what was queued before goes out first, a pong
-    /// still owed included; nothing is queued after it; the close timer starts and keepalive
-    /// stops.
+    /// Closes on the application's (or the socket's own) behalf: `close()`, a close frame
+    /// sent as a message, a graceful shutdown.
     ///
     /// # Errors
     ///
-    /// A code that may not be sent or a reason over 123 bytes (only the application's frames
-    /// can be invalid).
+    /// [`ErrorKind::InvalidMessage`] for a code that may not be sent or a reason over 123
+    /// bytes; [`ErrorKind::Closed`] once a close went either way. Nothing is queued then.
     fn try_send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
-        debug_assert!(!self.close_sent, "a second close frame");
-        proto::close::encode(frame, &mut BytesMut::new())?;
-        if let Some(ping) = self.owed_pong.take() {
-            self.queue(OpCode::Pong, &ping);
-        }
-        self.encoder.close(frame, &mut self.write)?;
-        self.close_sent = true;
-        self.arm_close_timer();
+        proto::close::check(frame)?;
+        self.state.close()?;
+        self.queue_close(frame);
         Ok(())
     }
 
@@ -767,6 +736,20 @@ impl Core {
     fn send_close(&mut self, frame: Option<&CloseFrame>) {
         let sent = self.try_send_close(frame);
         debug_assert!(sent.is_ok(), "the socket built an invalid close frame");
+    }
+
+    /// Queues our close frame, once the state said it is owed. Every path that closes (the
+    /// application's close frame, `close()`, the reply to the peer's close, a violation, a
+    /// graceful shutdown) comes through here, so the rules hold for all of them: what was
+    /// queued before goes out first, a pong still owed included; nothing is queued after it;
+    /// the close timer starts and keepalive stops.
+    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        if let Some(ping) = self.owed_pong.take() {
+            self.queue(OpCode::Pong, &ping);
+        }
+        let queued = self.encoder.close(frame, &mut self.write);
+        debug_assert!(queued.is_ok(), "an invalid close frame");
+        self.arm_close_timer();
     }
 
     /// Starts the close timer, and has both halves woken so that whichever is waiting starts
@@ -815,8 +798,8 @@ impl Core {
     where
         S: AsyncWrite + Unpin,
     {
-        self.done = true;
-        self.shut_down = true;
+        self.state.end();
+        self.state.shut_down();
         // The other half, if it waits, must learn that the connection is over.
         self.wake_both = true;
         let _ = Pin::new(&mut *io).poll_shutdown(cx);
@@ -830,7 +813,7 @@ impl Core {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        if self.shut_down {
+        if self.state.is_shut_down() {
             return Poll::Ready(Ok(()));
         }
         let result = match self.poll_flush(io, cx) {
@@ -841,13 +824,13 @@ impl Core {
             // Both close frames went through: the handshake is complete, and a peer that
             // already tore the connection down (an HTTP/2 stream reset, a TCP reset) does not
             // make it less so.
-            Poll::Ready(Err(_)) if self.close_received && self.write.is_empty() => {
-                self.shut_down = true;
+            Poll::Ready(Err(_)) if self.state.close_received() && self.write.is_empty() => {
+                self.state.shut_down();
                 self.read.release();
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(r) => {
-                self.shut_down = true;
+                self.state.shut_down();
                 self.read.release();
                 Poll::Ready(r)
             }
@@ -860,7 +843,7 @@ impl Core {
     /// Whether a message can be queued without writing first.
     #[inline]
     fn has_room(&self) -> bool {
-        !self.close_sent && !self.done && self.write.len() < self.cfg.write_buffer_size
+        self.state.is_open() && self.write.len() < self.cfg.write_buffer_size
     }
 
     #[inline]
@@ -868,7 +851,7 @@ impl Core {
     where
         S: AsyncWrite + Unpin,
     {
-        if self.close_sent || self.done {
+        if !self.state.is_open() {
             return Poll::Ready(Err(ErrorKind::Closed.into()));
         }
         if self.write.len() >= self.cfg.write_buffer_size {
@@ -884,7 +867,7 @@ impl Core {
     }
 
     fn start_send_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
-        if self.close_sent || self.done {
+        if !self.state.is_open() {
             return Err(ErrorKind::Closed.into());
         }
         match msg {
@@ -908,7 +891,7 @@ impl Core {
     where
         S: AsyncWrite + Unpin,
     {
-        if self.done && self.shut_down {
+        if self.state.is_ended() && self.state.is_shut_down() {
             // Closed: everything was written, or the close timed out before it could be.
             return Poll::Ready(if self.write.is_empty() {
                 Ok(())
@@ -921,7 +904,7 @@ impl Core {
             other => other,
         };
         match flushed {
-            Poll::Pending if self.close_sent && self.close_timed_out(cx) => {
+            Poll::Pending if self.state.close_queued() && self.close_timed_out(cx) => {
                 Poll::Ready(Err(self.give_up(io, cx)))
             }
             other => other,
@@ -940,23 +923,23 @@ impl Core {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        if !self.close_sent && !self.done {
+        if self.state.is_open() {
             self.send_close(Some(&CloseFrame::new(CloseCode::NORMAL, "")));
         }
         if !await_reply {
             return self.poll_flush(io, cx);
         }
         loop {
-            if self.done || self.close_received {
+            if self.state.is_ended() || self.state.close_received() {
                 let r = ready!(self.poll_finish(io, cx));
-                self.done = true;
+                self.state.end();
                 return Poll::Ready(r);
             }
             match self.poll_flush(io, cx) {
                 // Everything, our close included, was handed to the IO: read the reply even if
                 // the IO's flush failed (a peer that answered and reset its HTTP/2 stream).
                 Poll::Ready(Err(e)) if !self.write.is_empty() => {
-                    self.done = true;
+                    self.state.end();
                     return Poll::Ready(Err(e));
                 }
                 _ => {}
@@ -1056,7 +1039,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn is_terminated(&self) -> bool {
-        self.core.done
+        self.core.state.is_ended()
     }
 }
 
@@ -1095,8 +1078,8 @@ impl<S> fmt::Debug for WebSocket<S> {
             .field("protocol", &self.core.protocol)
             .field("buffered_read", &self.core.read.buf.len())
             .field("buffered_write", &self.core.write.len())
-            .field("close_sent", &self.core.close_sent)
-            .field("close_received", &self.core.close_received)
+            .field("close_sent", &self.core.state.close_queued())
+            .field("close_received", &self.core.state.close_received())
             .finish_non_exhaustive()
     }
 }
