@@ -79,7 +79,6 @@ pub mod handshake;
 mod message;
 mod proto;
 mod socket;
-mod split;
 mod upgrade;
 mod write_buf;
 
@@ -102,7 +101,7 @@ pub use handshake::{HandshakeError, OriginPolicy};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use proto::Role;
 pub use socket::WebSocket;
-pub use split::{ReadHalf, WriteHalf};
+pub use socket::split::{ReadHalf, WriteHalf};
 pub use upgrade::{UpgradeFuture, UpgradedWebSocket, is_upgrade_request, upgrade};
 
 /// The subprotocols a request offers; see [`handshake::requested_protocols`].

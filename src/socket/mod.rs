@@ -26,7 +26,7 @@
 //! ```
 
 use std::fmt;
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -35,7 +35,6 @@ use bytes::Bytes;
 use futures_util::{Sink, Stream, stream::FusedStream};
 use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, Sleep};
 
 use crate::config::{Config, SocketConfig};
 #[cfg(feature = "deflate")]
@@ -49,18 +48,17 @@ use crate::write_buf::{MAX_SLICES, WriteBuf};
 
 mod mask_keys;
 mod read_pool;
+pub(crate) mod split;
+mod timer;
 mod wake;
 
 use mask_keys::MaskKeys;
 use read_pool::ReadBuf;
+use timer::{Keepalive, Timers};
 use wake::{Fanout, Side};
 
 /// An idle connection keeps at most this much write buffer.
 const KEEP_WRITE_CAPACITY: usize = 4096;
-/// With context takeover, compression state idle this long goes back to the pool, leaving only
-/// the LZ77 windows with the connection.
-#[cfg(feature = "deflate")]
-const RELEASE_COMPRESSION_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// The most the read buffer grows by at once while a large frame arrives.
 const MAX_READ_RESERVE: usize = 1 << 20;
 
@@ -100,22 +98,6 @@ pub struct WebSocket<S> {
     wake: Fanout,
 }
 
-/// What happens when the keepalive or close timer fires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TimerMode {
-    /// Keepalive: check for traffic since the last tick.
-    Idle,
-    /// Keepalive: a ping is out; the peer must send something before the deadline.
-    AwaitingPong,
-    /// Closing: the peer must answer (or take our bytes) before the deadline.
-    Closing,
-}
-
-struct Timer {
-    sleep: Pin<Box<Sleep>>,
-    mode: TimerMode,
-}
-
 /// Everything but the IO: protocol state, buffers, timers.
 struct Core {
     role: Role,
@@ -125,17 +107,10 @@ struct Core {
     write: WriteBuf,
     /// Messages to frames in `write`: compression and (client role) masking.
     encoder: Encoder<MaskKeys>,
-    /// Fires to release idle compression state (context takeover only).
-    #[cfg(feature = "deflate")]
-    release_timer: Option<Pin<Box<Sleep>>>,
-    /// A message went either way since the release timer was armed.
-    #[cfg(feature = "deflate")]
-    active: bool,
     /// The close handshake and the end of the stream.
     state: State,
-    /// Any frame since the last keepalive tick.
-    seen: bool,
-    timer: Option<Timer>,
+    /// Keepalive, the close deadline, idle compression release.
+    timers: Timers,
     /// Something changed that the other half must see (our close was queued): the socket
     /// wakes both halves after this operation.
     wake_both: bool,
@@ -187,14 +162,9 @@ impl<S> WebSocket<S> {
                 read: ReadBuf::default(),
                 decoder: Decoder::new(role, limits, accept_unmasked),
                 encoder: Encoder::new((role == Role::Client).then(MaskKeys::new)),
-                #[cfg(feature = "deflate")]
-                release_timer: None,
-                #[cfg(feature = "deflate")]
-                active: false,
                 write: WriteBuf::default(),
                 state: State::Open,
-                seen: false,
-                timer: None,
+                timers: Timers::default(),
                 wake_both: false,
                 owed_pong: None,
                 protocol: negotiated.protocol.map(Box::new),
@@ -354,8 +324,8 @@ where
     /// }
     /// # let _ = run;
     /// ```
-    pub fn split(self) -> (crate::split::WriteHalf<S>, crate::split::ReadHalf<S>) {
-        crate::split::split(self)
+    pub fn split(self) -> (split::WriteHalf<S>, split::ReadHalf<S>) {
+        split::split(self)
     }
 
     #[inline]
@@ -568,11 +538,9 @@ impl Core {
     /// application gets every other message at once.
     #[inline(always)]
     fn received(&mut self, msg: Message) -> Option<Message> {
-        self.on_frame();
+        self.timers.on_frame(self.cfg.ping_interval);
         #[cfg(feature = "deflate")]
-        {
-            self.active = true;
-        }
+        self.timers.mark_active();
         match msg {
             Message::Close(frame) => {
                 if let Some(reply) = self.state.receive_close(frame) {
@@ -638,54 +606,25 @@ impl Core {
         else {
             return false;
         };
-        let timer = self.timer.get_or_insert_with(|| Timer {
-            sleep: Box::pin(tokio::time::sleep(interval)),
-            mode: TimerMode::Idle,
-        });
-        if timer.mode == TimerMode::Closing || timer.sleep.as_mut().poll(cx).is_pending() {
-            return false;
-        }
-        let now = Instant::now();
-        if std::mem::take(&mut self.seen) {
-            timer.mode = TimerMode::Idle;
-            timer.sleep.as_mut().reset(now + interval);
-            // Register the new deadline with this task.
-            let _ = timer.sleep.as_mut().poll(cx);
-            return false;
-        }
-        match timer.mode {
-            TimerMode::Idle => {
-                timer.mode = TimerMode::AwaitingPong;
-                timer.sleep.as_mut().reset(now + self.cfg.pong_timeout);
-                self.queue(OpCode::Ping, &Bytes::new());
-            }
-            TimerMode::AwaitingPong | TimerMode::Closing => self.fail(ErrorKind::KeepaliveTimeout),
+        match self
+            .timers
+            .poll_keepalive(cx, interval, self.cfg.pong_timeout)
+        {
+            Keepalive::Quiet => return false,
+            Keepalive::Ping => self.queue(OpCode::Ping, &Bytes::new()),
+            Keepalive::TimedOut => self.fail(ErrorKind::KeepaliveTimeout),
         }
         true
     }
 
     /// With context takeover, hands idle compression state back to the per-thread pool once no
-    /// message went either way for [`RELEASE_COMPRESSION_AFTER`]: an idle connection then keeps
-    /// only its LZ77 windows (`1 << window_bits` bytes each way) instead of whole zlib states.
+    /// message went either way for a while (see [`timer`]): an idle connection then keeps only
+    /// its LZ77 windows (`1 << window_bits` bytes each way) instead of whole zlib states.
     #[cfg(feature = "deflate")]
     fn poll_release_compression(&mut self, cx: &mut Context<'_>) {
         let holding = self.encoder.deflater().is_some_and(Deflater::holds_state)
             || self.decoder.inflater_mut().is_some_and(|i| i.holds_state());
-        if !holding {
-            self.release_timer = None;
-            return;
-        }
-        let timer = self
-            .release_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_COMPRESSION_AFTER)));
-        if timer.as_mut().poll(cx).is_pending() {
-            return;
-        }
-        if std::mem::take(&mut self.active) {
-            timer
-                .as_mut()
-                .reset(Instant::now() + RELEASE_COMPRESSION_AFTER);
-            let _ = timer.as_mut().poll(cx);
+        if !self.timers.poll_release(cx, holding) {
             return;
         }
         if let Some(d) = self.encoder.deflater_mut() {
@@ -693,20 +632,6 @@ impl Core {
         }
         if let Some(i) = self.decoder.inflater_mut() {
             i.release();
-        }
-        self.release_timer = None;
-    }
-
-    /// Keepalive bookkeeping for a frame from the peer: it proves the peer alive, so an
-    /// outstanding keepalive ping is answered and the next one is due an interval from now.
-    fn on_frame(&mut self) {
-        self.seen = true;
-        if let (Some(t), Some(interval)) = (&mut self.timer, self.cfg.ping_interval) {
-            if t.mode == TimerMode::AwaitingPong {
-                t.mode = TimerMode::Idle;
-                t.sleep.as_mut().reset(Instant::now() + interval);
-                self.seen = false;
-            }
         }
     }
 
@@ -760,36 +685,16 @@ impl Core {
         self.start_close_timer();
     }
 
-    /// Turns the timer (shared with keepalive, which stops) toward the close deadline, unless
-    /// it already runs toward it. Outside a runtime (a close queued by `start_send` from a
-    /// plain thread) there is no timer to make: the next poll makes it.
+    /// Turns the timer toward the close deadline (keepalive stops), unless it already runs
+    /// toward it.
     fn start_close_timer(&mut self) {
-        match &mut self.timer {
-            Some(t) if t.mode == TimerMode::Closing => {}
-            Some(t) => {
-                t.mode = TimerMode::Closing;
-                t.sleep
-                    .as_mut()
-                    .reset(Instant::now() + self.cfg.close_timeout);
-            }
-            None if tokio::runtime::Handle::try_current().is_ok() => {
-                self.timer = Some(Timer {
-                    sleep: Box::pin(tokio::time::sleep(self.cfg.close_timeout)),
-                    mode: TimerMode::Closing,
-                });
-            }
-            None => {}
-        }
+        self.timers.start_close(self.cfg.close_timeout);
     }
 
     /// Whether the close timer (armed with our close frame) has run out; registers for its
     /// wake-up otherwise.
     fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        self.start_close_timer();
-        match &mut self.timer {
-            Some(t) if t.mode == TimerMode::Closing => t.sleep.as_mut().poll(cx).is_ready(),
-            _ => false,
-        }
+        self.timers.close_timed_out(cx, self.cfg.close_timeout)
     }
 
     /// Ends the connection after the close timeout: shuts the IO down without waiting. What
@@ -876,7 +781,7 @@ impl Core {
                 let compressed = self.encoder.message(msg, compress, &mut self.write)?;
                 #[cfg(feature = "deflate")]
                 if compressed {
-                    self.active = true;
+                    self.timers.mark_active();
                 }
                 #[cfg(not(feature = "deflate"))]
                 let _ = compressed;
