@@ -17,6 +17,13 @@ pub(crate) const MAX_SLICES: usize = 64;
 
 /// Bytes waiting to be written, in order.
 ///
+/// Bound: the queue itself takes whatever it is given; the socket bounds it. Its `poll_ready`
+/// writes out once the queue holds `write_buffer_size` bytes and waits while it holds
+/// `max_write_buffer_size` or more, so the queue never passes `max_write_buffer_size` plus one
+/// message; pongs are queued only below `write_buffer_size` (beyond it, one is owed), and one
+/// close frame at most. Above `max_write_buffer_size` and not draining, the socket stops
+/// reading the peer.
+///
 /// The output is `flat[flat_pos..at(0)]`, `big[0]`, `flat[at(0)..at(1)]`, `big[1]`, ...,
 /// `flat[at(n-1)..]`, where `at(i)` is the offset into `flat` recorded with `big[i]`.
 #[derive(Debug, Default)]
