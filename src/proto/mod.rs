@@ -2,7 +2,8 @@
 //!
 //! [`Decoder`] turns bytes into messages (parsing, unmasking, UTF-8 validation, fragment assembly,
 //! control frame and close rules, size limits); [`Encoder`] turns messages into frames in the
-//! write queue (compression, header, masking).
+//! write queue (compression, header, masking); [`State`] is the close handshake and the end of
+//! the connection, one enum that decides replies and what is still allowed.
 //! Nothing here imports tokio or hyper, so it is tested with byte vectors and fuzzed directly.
 
 pub(crate) mod close;
