@@ -279,7 +279,6 @@ async fn a_peer_close_is_echoed_with_its_code() {
 
 #[tokio::test]
 async fn a_violation_after_our_close_is_reported_without_a_second_close_frame() {
-    use futures_util::SinkExt;
     use tower_ws::{CloseCode, CloseFrame, Message};
 
     let seen: Seen = Arc::default();
