@@ -29,10 +29,15 @@ const MAX_READ_RESERVE: usize = 1 << 20;
 
 /// Everything but the IO: protocol state, buffers, timers.
 pub(super) struct Core {
+    /// Which end this is.
     pub(super) role: Role,
+    /// Limits, buffer sizes, timeouts.
     pub(super) cfg: SocketConfig,
+    /// Bytes read and not yet decoded (lent to the thread's pool while empty).
     pub(super) read: ReadBuf,
+    /// Bytes to messages: the receive side of the engine.
     pub(super) decoder: Decoder,
+    /// Bytes waiting to be written (bounded by the socket, see [`WriteBuf`]).
     pub(super) write: WriteBuf,
     /// Messages to frames in `write`: compression and (client role) masking.
     pub(super) encoder: Encoder<MaskKeys>,
@@ -85,6 +90,10 @@ impl Core {
         core
     }
 
+    /// The stream's next item: a message, an error (terminal), or `None` once the connection
+    /// is over. Drives everything the connection does by itself on the way: graceful shutdown,
+    /// failing on a violation, the reply to the peer's close, the close deadline, writing out
+    /// what is queued before waiting, keepalive.
     pub(super) fn poll_next<S>(
         &mut self,
         io: &mut S,
@@ -430,6 +439,8 @@ impl Core {
         self.state.is_open() && self.write.len() < self.cfg.write_buffer_size
     }
 
+    /// Whether a message may be queued: writes out at `write_buffer_size`, waits while the
+    /// queue holds `max_write_buffer_size` or more; `Closed` once a close went either way.
     #[inline]
     pub(super) fn poll_ready<S>(
         &mut self,
@@ -454,6 +465,8 @@ impl Core {
         Poll::Ready(Ok(()))
     }
 
+    /// Queues `msg` (compressed when agreed, `compress` is on and it is large enough); a close
+    /// frame goes through [`try_send_close`](Self::try_send_close).
     pub(super) fn start_send_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
         if !self.state.is_open() {
             return Err(ErrorKind::Closed.into());
