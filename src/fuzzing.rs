@@ -1,7 +1,8 @@
 //! Entry points for fuzz targets; not part of the API.
 //!
 //! The cargo-fuzz targets in `fuzz/` reach crate-private machinery through these thin
-//! wrappers: the frame decoder with a chosen role, limits and inflater, extension negotiation,
+//! wrappers: the frame decoder with a chosen role, limits and inflater, the frame encoder with
+//! fixed masking keys and a chosen deflater, extension negotiation,
 //! the permessage-deflate compressor and decompressor, and a [`WebSocket`](crate::WebSocket)
 //! with compression already agreed. Nothing here is stable or meant for applications.
 #![doc(hidden)]
@@ -10,7 +11,9 @@ use bytes::BytesMut;
 
 use crate::error::ErrorKind;
 use crate::message::Message;
-use crate::proto::{Decoder, Limits, Role};
+use crate::proto::encoder::FixedKeys;
+use crate::proto::{Decoder, Encoder, Limits, OpCode, Role};
+use crate::write_buf::WriteBuf;
 
 /// The receive side of the protocol: bytes in, messages out (the crate's frame decoder).
 #[derive(Debug)]
@@ -55,6 +58,67 @@ impl FrameDecoder {
     /// How many more bytes the decoder needs before it can make progress (at least 1).
     pub fn wanted(&self, buffered: usize) -> usize {
         self.inner.wanted(buffered)
+    }
+}
+
+/// The send side of the protocol: messages in, frame bytes out (the crate's frame encoder).
+#[derive(Debug)]
+pub struct FrameEncoder {
+    inner: Encoder<FixedKeys>,
+    out: WriteBuf,
+}
+
+impl FrameEncoder {
+    /// An encoder for a server (`mask` empty: frames go out unmasked) or a client that masks
+    /// with the keys in `mask`, in turn.
+    pub fn new(mask: Option<Vec<[u8; 4]>>) -> Self {
+        Self {
+            inner: Encoder::new(mask.map(FixedKeys::new)),
+            out: WriteBuf::default(),
+        }
+    }
+
+    /// Compresses data messages from here on, as after permessage-deflate was agreed.
+    #[cfg(feature = "deflate")]
+    pub fn set_deflater(&mut self, deflater: Deflater) {
+        self.inner.set_deflater(deflater.inner);
+    }
+
+    /// Queues `msg` as one frame (compressed when a deflater is set, `compress` is on and the
+    /// message is large enough); returns whether it was compressed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidMessage`] for a message that may not be sent (a control payload
+    /// over 125 bytes, a close code that may not be sent).
+    pub fn encode(&mut self, msg: Message, compress: bool) -> Result<bool, ErrorKind> {
+        self.inner.message(msg, compress, &mut self.out)
+    }
+
+    /// Queues one uncompressed fragment of a data message: the first (`text` or binary) when
+    /// `first`, a continuation otherwise; `fin` marks the last.
+    pub fn fragment(&mut self, first: bool, text: bool, fin: bool, payload: &bytes::Bytes) {
+        let opcode = match (first, text) {
+            (false, _) => OpCode::Continuation,
+            (true, true) => OpCode::Text,
+            (true, false) => OpCode::Binary,
+        };
+        self.inner.fragment(opcode, fin, payload, &mut self.out);
+    }
+
+    /// The bytes queued so far (they stay queued).
+    pub fn bytes(&self) -> Vec<u8> {
+        self.out.to_vec()
+    }
+
+    /// How many bytes are queued.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
     }
 }
 
@@ -138,7 +202,7 @@ mod deflate {
     /// The sending side's compressor.
     #[derive(Debug)]
     pub struct Deflater {
-        inner: crate::deflate::Deflater,
+        pub(super) inner: crate::deflate::Deflater,
     }
 
     impl Deflater {

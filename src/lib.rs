@@ -102,7 +102,6 @@ mod proto;
 #[cfg(feature = "server")]
 mod serve;
 mod socket;
-mod split;
 mod upgrade;
 mod write_buf;
 
@@ -126,7 +125,7 @@ pub use handshake::{HandshakeError, OriginPolicy};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use proto::Role;
 pub use socket::WebSocket;
-pub use split::{ReadHalf, WriteHalf};
+pub use socket::split::{ReadHalf, WriteHalf};
 pub use upgrade::{UpgradeFuture, UpgradedWebSocket, is_upgrade_request, upgrade};
 
 /// The subprotocols a request offers; see [`handshake::requested_protocols`].

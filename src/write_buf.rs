@@ -6,7 +6,7 @@ use std::io::IoSlice;
 
 use bytes::Bytes;
 
-use crate::proto::{FrameHeader, OpCode, apply_mask};
+use crate::proto::apply_mask;
 
 /// Payloads up to this size are copied next to their header; larger ones are written from the
 /// caller's buffer without a copy.
@@ -16,6 +16,13 @@ const COPY_THRESHOLD: usize = 2048;
 pub(crate) const MAX_SLICES: usize = 64;
 
 /// Bytes waiting to be written, in order.
+///
+/// Bound: the queue itself takes whatever it is given; the socket bounds it. Its `poll_ready`
+/// writes out once the queue holds `write_buffer_size` bytes and waits while it holds
+/// `max_write_buffer_size` or more, so the queue never passes `max_write_buffer_size` plus one
+/// message; pongs are queued only below `write_buffer_size` (beyond it, one is owed), and one
+/// close frame at most. Above `max_write_buffer_size` and not draining, the socket stops
+/// reading the peer.
 ///
 /// The output is `flat[flat_pos..at(0)]`, `big[0]`, `flat[at(0)..at(1)]`, `big[1]`, ...,
 /// `flat[at(n-1)..]`, where `at(i)` is the offset into `flat` recorded with `big[i]`.
@@ -38,45 +45,60 @@ impl WriteBuf {
         self.len == 0
     }
 
-    /// Queues one frame. `mask` is the client's masking key (the payload is then copied).
-    pub(crate) fn push_frame(
-        &mut self,
-        opcode: OpCode,
-        fin: bool,
-        rsv1: bool,
-        payload: &Bytes,
-        mask: Option<[u8; 4]>,
-    ) {
-        if mask.is_none() && payload.len() <= 125 {
-            // The common small frame: a two-byte header (of constant length, so no call to
-            // copy it) and the payload, into one reservation.
-            let b0 = u8::from(fin) << 7 | u8::from(rsv1) << 6 | opcode.as_u8();
-            self.flat.reserve(2 + payload.len());
-            self.flat.extend_from_slice(&[b0, payload.len() as u8]);
-            self.flat.extend_from_slice(payload);
-            self.len += 2 + payload.len();
-            return;
-        }
-        let header = FrameHeader {
-            fin,
-            rsv1,
-            rsv23: false,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
-        let header = header.encode();
-        self.flat.extend_from_slice(header.as_slice());
-        self.len += header.as_slice().len() + payload.len();
-        if let Some(key) = mask {
-            let start = self.flat.len();
-            self.flat.extend_from_slice(payload);
-            apply_mask(&mut self.flat[start..], key);
-        } else if payload.len() <= COPY_THRESHOLD {
+    /// Queues a whole small unmasked frame: the two-byte header (first byte `b0`, then the
+    /// payload length) and a payload of at most 125 bytes, in one reservation. The header is of
+    /// constant length, so no call copies it (the common frame's path).
+    #[inline]
+    pub(crate) fn push_small_frame(&mut self, b0: u8, payload: &[u8]) {
+        debug_assert!(payload.len() <= 125, "not a small frame");
+        self.flat.reserve(2 + payload.len());
+        self.flat.extend_from_slice(&[b0, payload.len() as u8]);
+        self.flat.extend_from_slice(payload);
+        self.len += 2 + payload.len();
+    }
+
+    /// Queues an encoded frame header; its payload follows with
+    /// [`push_payload`](Self::push_payload) or [`push_masked`](Self::push_masked).
+    #[inline]
+    pub(crate) fn push_header(&mut self, header: &[u8]) {
+        self.flat.extend_from_slice(header);
+        self.len += header.len();
+    }
+
+    /// Queues an unmasked payload: copied when small, otherwise written from the caller's
+    /// buffer without a copy.
+    #[inline]
+    pub(crate) fn push_payload(&mut self, payload: &Bytes) {
+        self.len += payload.len();
+        if payload.len() <= COPY_THRESHOLD {
             self.flat.extend_from_slice(payload);
         } else {
             self.big.push_back((self.flat.len(), payload.clone()));
         }
+    }
+
+    /// Queues a payload masked with `key` (a masked copy: the caller's bytes stay as they are).
+    pub(crate) fn push_masked(&mut self, payload: &[u8], key: [u8; 4]) {
+        self.len += payload.len();
+        let start = self.flat.len();
+        self.flat.extend_from_slice(payload);
+        apply_mask(&mut self.flat[start..], key);
+    }
+
+    /// Everything queued, in order, as one vector (for tests and fuzz targets that compare
+    /// the bytes an encoder produced).
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        let mut pos = self.flat_pos;
+        let mut big_pos = self.big_pos;
+        for (at, data) in &self.big {
+            out.extend_from_slice(&self.flat[pos..*at]);
+            out.extend_from_slice(&data[big_pos..]);
+            pos = *at;
+            big_pos = 0;
+        }
+        out.extend_from_slice(&self.flat[pos..]);
+        out
     }
 
     /// Fills `out` with the next slices to write; returns how many.
@@ -160,6 +182,7 @@ impl WriteBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::{FrameHeader, OpCode};
 
     fn drain_by(buf: &mut WriteBuf, step: usize) -> Vec<u8> {
         let mut out = Vec::new();
@@ -190,7 +213,6 @@ mod tests {
             .enumerate()
         {
             let payload = Bytes::from(vec![i as u8; size]);
-            buf.push_frame(OpCode::Binary, true, false, &payload, None);
             let header = FrameHeader {
                 fin: true,
                 rsv1: false,
@@ -199,7 +221,14 @@ mod tests {
                 mask: None,
                 payload_len: size as u64,
             };
-            expected.extend_from_slice(header.encode().as_slice());
+            let header = header.encode();
+            if size <= 125 {
+                buf.push_small_frame(header.as_slice()[0], &payload);
+            } else {
+                buf.push_header(header.as_slice());
+                buf.push_payload(&payload);
+            }
+            expected.extend_from_slice(header.as_slice());
             expected.extend_from_slice(&payload);
         }
         (buf, expected)
@@ -228,21 +257,14 @@ mod tests {
     }
 
     #[test]
-    fn masked_frames_are_masked_copies() {
+    fn masked_payloads_are_masked_copies() {
         let mut buf = WriteBuf::default();
-        buf.push_frame(
-            OpCode::Text,
-            true,
-            false,
-            &Bytes::from_static(b"Hello"),
-            Some([0x37, 0xfa, 0x21, 0x3d]),
-        );
-        // RFC 6455 §5.7: a single-frame masked text message.
+        let payload = *b"Hello";
+        buf.push_masked(&payload, [0x37, 0xfa, 0x21, 0x3d]);
+        assert_eq!(&payload, b"Hello");
         assert_eq!(
             drain_by(&mut buf, usize::MAX),
-            [
-                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
-            ]
+            [0x7f, 0x9f, 0x4d, 0x51, 0x58]
         );
     }
 }

@@ -265,3 +265,52 @@ async fn empty_close_is_answered_with_empty_close() {
         "a clean close is not an error"
     );
 }
+
+#[tokio::test]
+async fn a_peer_close_is_echoed_with_its_code() {
+    let (addr, seen) = recording_server(Config::default()).await;
+    let mut client = RawClient::connect(addr).await;
+    // RFC 6455 §5.5.1: the reply echoes the status code received.
+    client.send_frame(0x88, b"\x0f\xa0going").await;
+    assert_eq!(client.expect_close().await, Some(4000));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_violation_after_our_close_is_reported_without_a_second_close_frame() {
+    use tower_ws::{CloseCode, CloseFrame, Message};
+
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let addr = serve(Config::default(), move |mut ws: UpgradedWebSocket| {
+        let record = record.clone();
+        async move {
+            let bye = CloseFrame::new(CloseCode::NORMAL, "bye");
+            ws.send(Message::Close(Some(bye))).await.unwrap();
+            while let Some(item) = ws.next().await {
+                if let Err(e) = item {
+                    record.lock().unwrap().push(e.kind());
+                }
+            }
+        }
+    })
+    .await;
+    let mut client = RawClient::connect(addr).await;
+    let close = client.read_frame().await.expect("the server's close");
+    assert_eq!(close.close_code(), Some(1000));
+    // A reserved opcode instead of the close reply: the server's close stands (one close frame
+    // per connection), and the violation is what its stream reports.
+    client.send_frame(0x83, b"").await;
+    assert!(
+        client.read_frame().await.is_none(),
+        "a second close frame was sent"
+    );
+    within(async {
+        while seen.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(*seen.lock().unwrap(), [ErrorKind::ReservedOpcode]);
+}

@@ -26,18 +26,30 @@ pub(crate) fn parse(mut payload: Bytes) -> Result<Option<CloseFrame>, ErrorKind>
     }
 }
 
+/// Checks a close frame to send.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidMessage`] for a code that may not be sent or a reason over 123 bytes.
+pub(crate) fn check(frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
+    match frame {
+        // RFC 6455 §7.4: 1005, 1006 and 1015 MUST NOT be sent; §5.5: a control frame's
+        // payload (two bytes of code, then the reason) is at most 125 bytes.
+        Some(f) if !f.code.is_sendable() || f.reason.len() > 123 => Err(ErrorKind::InvalidMessage),
+        _ => Ok(()),
+    }
+}
+
 /// Encodes a close payload to send.
 ///
 /// # Errors
 ///
 /// [`ErrorKind::InvalidMessage`] for a code that may not be sent or a reason over 123 bytes.
 pub(crate) fn encode(frame: Option<&CloseFrame>, out: &mut BytesMut) -> Result<(), ErrorKind> {
+    check(frame)?;
     let Some(frame) = frame else {
         return Ok(());
     };
-    if !frame.code.is_sendable() || frame.reason.len() > 123 {
-        return Err(ErrorKind::InvalidMessage);
-    }
     out.extend_from_slice(&frame.code.as_u16().to_be_bytes());
     out.extend_from_slice(frame.reason.as_bytes());
     Ok(())

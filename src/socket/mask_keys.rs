@@ -3,8 +3,12 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use crate::proto::MaskSource;
+
 const KEYS: usize = 32;
 
+/// The operating system's masking keys, fetched 32 at a time.
+#[derive(Debug)]
 pub(super) struct MaskKeys {
     buf: [u8; KEYS * 4],
     next: usize,
@@ -16,20 +20,6 @@ impl MaskKeys {
             buf: [0; KEYS * 4],
             next: KEYS * 4,
         }
-    }
-
-    pub(super) fn next_key(&mut self) -> [u8; 4] {
-        if self.next == self.buf.len() {
-            self.refill();
-        }
-        let i = self.next;
-        self.next += 4;
-        [
-            self.buf[i],
-            self.buf[i + 1],
-            self.buf[i + 2],
-            self.buf[i + 3],
-        ]
     }
 
     fn refill(&mut self) {
@@ -44,6 +34,22 @@ impl MaskKeys {
             h.write_usize(i);
             chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
         }
+    }
+}
+
+impl MaskSource for MaskKeys {
+    fn next_key(&mut self) -> [u8; 4] {
+        if self.next == self.buf.len() {
+            self.refill();
+        }
+        let i = self.next;
+        self.next += 4;
+        [
+            self.buf[i],
+            self.buf[i + 1],
+            self.buf[i + 2],
+            self.buf[i + 3],
+        ]
     }
 }
 

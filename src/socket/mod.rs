@@ -26,42 +26,31 @@
 //! ```
 
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::io::IoSlice;
+use std::future::poll_fn;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream, stream::FusedStream};
 use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, Sleep};
 
 use crate::config::{Config, SocketConfig};
-#[cfg(feature = "deflate")]
-use crate::deflate::{Deflater, Inflater};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message};
-use crate::proto::{self, Decoder, Limits, OpCode, Role};
-use crate::write_buf::{MAX_SLICES, WriteBuf};
+use crate::proto::Role;
 
+mod core;
 mod mask_keys;
 mod read_pool;
+pub(crate) mod split;
+mod timer;
 mod wake;
 
-use mask_keys::MaskKeys;
-use read_pool::ReadBuf;
+use self::core::Core;
 use wake::{Fanout, Side};
-
-/// An idle connection keeps at most this much write buffer.
-const KEEP_WRITE_CAPACITY: usize = 4096;
-/// With context takeover, compression state idle this long goes back to the pool, leaving only
-/// the LZ77 windows with the connection.
-#[cfg(feature = "deflate")]
-const RELEASE_COMPRESSION_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
-/// The most the read buffer grows by at once while a large frame arrives.
-const MAX_READ_RESERVE: usize = 1 << 20;
 
 /// A WebSocket connection.
 ///
@@ -99,69 +88,6 @@ pub struct WebSocket<S> {
     wake: Fanout,
 }
 
-/// What happens when the keepalive or close timer fires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TimerMode {
-    /// Keepalive: check for traffic since the last tick.
-    Idle,
-    /// Keepalive: a ping is out; the peer must send something before the deadline.
-    AwaitingPong,
-    /// Closing: the peer must answer (or take our bytes) before the deadline.
-    Closing,
-}
-
-struct Timer {
-    sleep: Pin<Box<Sleep>>,
-    mode: TimerMode,
-}
-
-/// Everything but the IO: protocol state, buffers, timers.
-struct Core {
-    role: Role,
-    cfg: SocketConfig,
-    read: ReadBuf,
-    decoder: Decoder,
-    write: WriteBuf,
-    /// permessage-deflate for outgoing messages, when agreed.
-    /// Boxed: most connections never agree to compression and should not pay its size.
-    #[cfg(feature = "deflate")]
-    deflater: Option<Box<Deflater>>,
-    /// Fires to release idle compression state (context takeover only).
-    #[cfg(feature = "deflate")]
-    release_timer: Option<Pin<Box<Sleep>>>,
-    /// A message went either way since the release timer was armed.
-    #[cfg(feature = "deflate")]
-    active: bool,
-    /// A close frame was queued by us.
-    close_sent: bool,
-    /// The peer's close frame arrived.
-    close_received: bool,
-    read_eof: bool,
-    /// The IO was shut down.
-    shut_down: bool,
-    /// The stream has ended (returned `None` or an error).
-    done: bool,
-    /// A violation was found: our close frame is queued, report this once it is written.
-    failure: Option<ErrorKind>,
-    /// The peer's close, handed out once our reply is written.
-    pending_close: Option<Box<Message>>,
-    /// Any frame since the last keepalive tick.
-    seen: bool,
-    timer: Option<Timer>,
-    /// Something changed that the other half must see (our close was queued): the socket
-    /// wakes both halves after this operation.
-    wake_both: bool,
-    /// A pong for the most recent ping, not yet queued because the write queue was full
-    /// (RFC 6455 §5.5.3). Boxed: only a peer that pings without reading makes one.
-    owed_pong: Option<Box<Bytes>>,
-    /// Client role: the source of masking keys.
-    mask: Option<Box<MaskKeys>>,
-    /// Boxed: most connections agree to no subprotocol and should not pay its size.
-    protocol: Option<Box<HeaderValue>>,
-    /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
-    shutdown: Option<crate::signal::Watch>,
-}
-
 impl<S> WebSocket<S> {
     /// Wraps a connection whose WebSocket handshake is already done.
     ///
@@ -190,52 +116,11 @@ impl<S> WebSocket<S> {
         cfg: SocketConfig,
         negotiated: Negotiated,
     ) -> Self {
-        let limits = Limits {
-            max_frame_size: cfg.max_frame_size,
-            max_message_size: cfg.max_message_size,
-        };
-        let accept_unmasked = cfg.accept_unmasked_frames;
-        #[allow(unused_mut)]
-        let mut this = Self {
+        Self {
             io,
-            core: Core {
-                role,
-                cfg,
-                read: ReadBuf::default(),
-                decoder: Decoder::new(role, limits, accept_unmasked),
-                #[cfg(feature = "deflate")]
-                deflater: negotiated
-                    .deflate
-                    .map(|agreed| Box::new(Deflater::new(&agreed, role == Role::Server))),
-                #[cfg(feature = "deflate")]
-                release_timer: None,
-                #[cfg(feature = "deflate")]
-                active: false,
-                write: WriteBuf::default(),
-                close_sent: false,
-                close_received: false,
-                read_eof: false,
-                shut_down: false,
-                done: false,
-                failure: None,
-                pending_close: None,
-                seen: false,
-                timer: None,
-                wake_both: false,
-                owed_pong: None,
-                mask: (role == Role::Client).then(|| Box::new(MaskKeys::new())),
-                protocol: negotiated.protocol.map(Box::new),
-                shutdown: None,
-            },
+            core: Core::new(role, cfg, negotiated),
             wake: Fanout::new(),
-        };
-        #[cfg(feature = "deflate")]
-        if let Some(agreed) = negotiated.deflate {
-            this.core
-                .decoder
-                .set_inflater(Inflater::new(&agreed, role == Role::Client));
         }
-        this
     }
 
     /// Closes with 1001 when `watch` fires (see [`Shutdown`](crate::Shutdown)).
@@ -350,7 +235,7 @@ where
     /// # let _ = bye;
     /// ```
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        if !self.core.close_sent && !self.core.done {
+        if self.core.state.is_open() {
             self.start_send_msg(Message::Close(Some(CloseFrame::new(code, reason))), true)?;
         }
         poll_fn(|cx| self.poll_close_msg(cx, true)).await
@@ -378,8 +263,8 @@ where
     /// }
     /// # let _ = run;
     /// ```
-    pub fn split(self) -> (crate::split::WriteHalf<S>, crate::split::ReadHalf<S>) {
-        crate::split::split(self)
+    pub fn split(self) -> (split::WriteHalf<S>, split::ReadHalf<S>) {
+        split::split(self)
     }
 
     #[inline]
@@ -438,7 +323,7 @@ where
     ) -> Poll<T> {
         let Self { io, core, wake } = self;
         let queued = core.write.len();
-        let closed = core.close_received;
+        let closed = core.state.close_received();
         let result = wake.poll(side, cx, |cx| {
             let result = poll(core, io, cx);
             if core.wake_both {
@@ -452,613 +337,10 @@ where
         // wrote queued messages out (a sender may wait for room or for its flush), or the
         // sending side's close read the peer's close (the receiver must see it).
         let wrote = matches!(side, Side::Read) && core.write.len() < queued;
-        if wrote || core.close_received != closed {
+        if wrote || core.state.close_received() != closed {
             wake.wake_other(side);
         }
         result
-    }
-}
-
-impl Core {
-    fn poll_next<S>(
-        &mut self,
-        io: &mut S,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Message, Error>>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        loop {
-            if self.done {
-                return Poll::Ready(None);
-            }
-            if !self.close_sent
-                && self
-                    .shutdown
-                    .as_mut()
-                    .is_some_and(crate::signal::Watch::fired)
-            {
-                // RFC 6455 §7.4.1: 1001, the server is going away; queued after what the
-                // application already queued, so nothing sent before is lost.
-                self.send_close(Some(&CloseFrame::new(
-                    CloseCode::AWAY,
-                    "server shutting down",
-                )));
-            }
-            if let Some(kind) = self.failure {
-                // RFC 6455 §7.1.7: fail the connection: send the close frame, then close TCP.
-                let _ = ready!(self.poll_finish(io, cx));
-                self.done = true;
-                return Poll::Ready(Some(Err(Error::new(kind))));
-            }
-            if self.close_received {
-                // RFC 6455 §5.5.1: reply to a close with a close, then (server) close TCP; the
-                // application sees the close only once that is done.
-                let finished = ready!(self.poll_finish(io, cx));
-                return match self.pending_close.take() {
-                    Some(msg) => Poll::Ready(Some(Ok(*msg))),
-                    None => {
-                        self.done = true;
-                        match finished {
-                            Ok(()) => Poll::Ready(None),
-                            Err(e) => Poll::Ready(Some(Err(e))),
-                        }
-                    }
-                };
-            }
-            if self.close_sent && self.close_timed_out(cx) {
-                // Our close went out (or was queued) `close_timeout` ago and the peer has not
-                // answered: whichever path sent it, give up now.
-                return Poll::Ready(Some(Err(self.give_up(io, cx))));
-            }
-
-            if let Some(msg) = self.decode_next() {
-                return Poll::Ready(Some(Ok(msg)));
-            }
-            if self.close_received || self.failure.is_some() {
-                continue;
-            }
-
-            if self.read_eof {
-                self.done = true;
-                return Poll::Ready(Some(Err(ErrorKind::ConnectionReset.into())));
-            }
-            // About to wait for the peer: write what is queued (pongs, fed messages) first.
-            if self.has_output() {
-                match self.poll_write_out(io, cx) {
-                    Poll::Ready(Err(e)) => {
-                        self.done = true;
-                        return Poll::Ready(Some(Err(e)));
-                    }
-                    Poll::Pending if self.write.len() >= self.cfg.max_write_buffer_size => {
-                        // Above the high-water mark and not draining: the peer is not taking
-                        // our bytes, so stop taking its bytes too and let TCP push back on it.
-                        if self.poll_wait(cx) {
-                            continue;
-                        }
-                        return Poll::Pending;
-                    }
-                    _ => {}
-                }
-            }
-            match self.poll_read(io, cx) {
-                Poll::Ready(Ok(0)) => self.read_eof = true,
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-                Poll::Pending => {
-                    if self.poll_wait(cx) {
-                        continue;
-                    }
-                    return Poll::Pending;
-                }
-            }
-        }
-    }
-
-    /// The next message already in the read buffer, while the connection is plainly open (no
-    /// close either way, no failure, no shutdown to watch): it needs no IO and no timer, so
-    /// no waker either. `None` sends the caller down the full path of [`poll_next`].
-    #[inline]
-    fn next_buffered(&mut self) -> Option<Message> {
-        if self.close_sent
-            || self.close_received
-            || self.done
-            || self.failure.is_some()
-            || self.shutdown.is_some()
-        {
-            return None;
-        }
-        self.decode_next()
-    }
-
-    /// Decodes the next message for the application from the read buffer. `None` when more
-    /// bytes are needed, or when what was decoded changed the connection's state instead (the
-    /// peer's close, kept until our reply is written; a violation, now failing it).
-    // Always inlined: it is on every message's path (25 instructions a message otherwise).
-    #[inline(always)]
-    fn decode_next(&mut self) -> Option<Message> {
-        match self.decoder.decode(&mut self.read.buf) {
-            Ok(Some(msg)) => {
-                if self.received(&msg) {
-                    return Some(msg);
-                }
-                self.pending_close = Some(Box::new(msg));
-                None
-            }
-            Ok(None) => None,
-            Err(kind) => {
-                self.fail(kind);
-                None
-            }
-        }
-    }
-
-    /// What a decoded message does to the connection: a ping is answered; the peer's close is
-    /// answered, and `false` says to keep it until our reply is written. The application gets
-    /// every other message at once.
-    #[inline(always)]
-    fn received(&mut self, msg: &Message) -> bool {
-        self.on_frame();
-        #[cfg(feature = "deflate")]
-        {
-            self.active = true;
-        }
-        match msg {
-            Message::Ping(payload) if !self.close_sent => self.answer_ping(payload),
-            Message::Close(frame) => {
-                self.close_received = true;
-                if !self.close_sent {
-                    let code = frame.as_ref().map(|f| f.code);
-                    self.send_close(code.map(|c| CloseFrame::new(c, "")).as_ref());
-                }
-                return false;
-            }
-            _ => {}
-        }
-        true
-    }
-
-    /// Before the stream sleeps: gives an empty read buffer back (lending it to the next
-    /// connection on this thread that has data), drives keepalive, asks to be woken by a
-    /// graceful shutdown and releases idle compression state. `true` if something changed and
-    /// the stream must look again instead of sleeping.
-    fn poll_wait(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.read.buf.is_empty() {
-            self.read.release();
-        }
-        if self.poll_keepalive(cx) {
-            return true;
-        }
-        // Once it has fired, the top of the loop queues the close.
-        if !self.close_sent && self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx)) {
-            return true;
-        }
-        #[cfg(feature = "deflate")]
-        self.poll_release_compression(cx);
-        false
-    }
-
-    fn poll_read<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>>
-    where
-        S: AsyncRead + Unpin,
-    {
-        if self.read.is_unallocated() {
-            self.read = ReadBuf::take();
-        }
-        let buffered = self.read.buf.len();
-        // At least a read buffer's worth; for a large frame, its remainder (up to 1 MiB at a
-        // time, so a header alone never makes us allocate a huge buffer).
-        let frame_rest = self.decoder.wanted(buffered);
-        let want = frame_rest.clamp(
-            self.cfg.read_buffer_size,
-            MAX_READ_RESERVE.max(self.cfg.read_buffer_size),
-        );
-        if self.read.buf.capacity() - buffered < want {
-            self.read.reserve(want, frame_rest);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut self.read.buf)
-    }
-
-    /// Drives the keepalive timer; `true` if it queued something or failed the connection.
-    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(interval) = self.cfg.ping_interval.filter(|_| !self.close_sent) else {
-            return false;
-        };
-        let timer = self.timer.get_or_insert_with(|| Timer {
-            sleep: Box::pin(tokio::time::sleep(interval)),
-            mode: TimerMode::Idle,
-        });
-        if timer.mode == TimerMode::Closing || timer.sleep.as_mut().poll(cx).is_pending() {
-            return false;
-        }
-        let now = Instant::now();
-        if std::mem::take(&mut self.seen) {
-            timer.mode = TimerMode::Idle;
-            timer.sleep.as_mut().reset(now + interval);
-            // Register the new deadline with this task.
-            let _ = timer.sleep.as_mut().poll(cx);
-            return false;
-        }
-        match timer.mode {
-            TimerMode::Idle => {
-                timer.mode = TimerMode::AwaitingPong;
-                timer.sleep.as_mut().reset(now + self.cfg.pong_timeout);
-                self.queue(OpCode::Ping, &Bytes::new());
-            }
-            TimerMode::AwaitingPong | TimerMode::Closing => self.fail(ErrorKind::KeepaliveTimeout),
-        }
-        true
-    }
-
-    /// With context takeover, hands idle compression state back to the per-thread pool once no
-    /// message went either way for [`RELEASE_COMPRESSION_AFTER`]: an idle connection then keeps
-    /// only its LZ77 windows (`1 << window_bits` bytes each way) instead of whole zlib states.
-    #[cfg(feature = "deflate")]
-    fn poll_release_compression(&mut self, cx: &mut Context<'_>) {
-        let holding = self.deflater.as_ref().is_some_and(|d| d.holds_state())
-            || self.decoder.inflater_mut().is_some_and(|i| i.holds_state());
-        if !holding {
-            self.release_timer = None;
-            return;
-        }
-        let timer = self
-            .release_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RELEASE_COMPRESSION_AFTER)));
-        if timer.as_mut().poll(cx).is_pending() {
-            return;
-        }
-        if std::mem::take(&mut self.active) {
-            timer
-                .as_mut()
-                .reset(Instant::now() + RELEASE_COMPRESSION_AFTER);
-            let _ = timer.as_mut().poll(cx);
-            return;
-        }
-        if let Some(d) = self.deflater.as_mut() {
-            d.release();
-        }
-        if let Some(i) = self.decoder.inflater_mut() {
-            i.release();
-        }
-        self.release_timer = None;
-    }
-
-    /// Keepalive bookkeeping for a frame from the peer: it proves the peer alive, so an
-    /// outstanding keepalive ping is answered and the next one is due an interval from now.
-    fn on_frame(&mut self) {
-        self.seen = true;
-        if let (Some(t), Some(interval)) = (&mut self.timer, self.cfg.ping_interval) {
-            if t.mode == TimerMode::AwaitingPong {
-                t.mode = TimerMode::Idle;
-                t.sleep.as_mut().reset(Instant::now() + interval);
-                self.seen = false;
-            }
-        }
-    }
-
-    /// Queues the close frame for a violation; the stream reports it after writing it.
-    fn fail(&mut self, kind: ErrorKind) {
-        if !self.close_sent {
-            let frame = kind.close_code().map(|code| CloseFrame::new(code, ""));
-            self.send_close(frame.as_ref());
-        }
-        self.failure = Some(kind);
-    }
-
-    /// Queues our close frame. Every path that closes (the application's close frame,
-    /// `close()`, the reply to the peer's close, a violation, a graceful shutdown) comes through
-    /// here, so the rules hold for all of them: what was queued before goes out first, a pong
-    /// still owed included; nothing is queued after it; the close timer starts and keepalive
-    /// stops.
-    ///
-    /// # Errors
-    ///
-    /// A code that may not be sent or a reason over 123 bytes (only the application's frames
-    /// can be invalid).
-    fn try_send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
-        debug_assert!(!self.close_sent, "a second close frame");
-        let mut payload = BytesMut::new();
-        proto::close::encode(frame, &mut payload)?;
-        if let Some(ping) = self.owed_pong.take() {
-            self.queue(OpCode::Pong, &ping);
-        }
-        self.queue(OpCode::Close, &payload.freeze());
-        self.close_sent = true;
-        self.arm_close_timer();
-        Ok(())
-    }
-
-    /// [`try_send_close`](Self::try_send_close) for a frame the socket built (always valid).
-    fn send_close(&mut self, frame: Option<&CloseFrame>) {
-        let sent = self.try_send_close(frame);
-        debug_assert!(sent.is_ok(), "the socket built an invalid close frame");
-    }
-
-    /// Starts the close timer, and has both halves woken so that whichever is waiting starts
-    /// watching the deadline: a close queued by the sending half, whose flush may finish at
-    /// once, must still end the receiving half's wait.
-    fn arm_close_timer(&mut self) {
-        self.wake_both = true;
-        self.start_close_timer();
-    }
-
-    /// Turns the timer (shared with keepalive, which stops) toward the close deadline, unless
-    /// it already runs toward it. Outside a runtime (a close queued by `start_send` from a
-    /// plain thread) there is no timer to make: the next poll makes it.
-    fn start_close_timer(&mut self) {
-        match &mut self.timer {
-            Some(t) if t.mode == TimerMode::Closing => {}
-            Some(t) => {
-                t.mode = TimerMode::Closing;
-                t.sleep
-                    .as_mut()
-                    .reset(Instant::now() + self.cfg.close_timeout);
-            }
-            None if tokio::runtime::Handle::try_current().is_ok() => {
-                self.timer = Some(Timer {
-                    sleep: Box::pin(tokio::time::sleep(self.cfg.close_timeout)),
-                    mode: TimerMode::Closing,
-                });
-            }
-            None => {}
-        }
-    }
-
-    /// Whether the close timer (armed with our close frame) has run out; registers for its
-    /// wake-up otherwise.
-    fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        self.start_close_timer();
-        match &mut self.timer {
-            Some(t) if t.mode == TimerMode::Closing => t.sleep.as_mut().poll(cx).is_ready(),
-            _ => false,
-        }
-    }
-
-    /// Ends the connection after the close timeout: shuts the IO down without waiting. What
-    /// could not be written stays queued, so a later flush reports it as not sent.
-    fn give_up<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Error
-    where
-        S: AsyncWrite + Unpin,
-    {
-        self.done = true;
-        self.shut_down = true;
-        // The other half, if it waits, must learn that the connection is over.
-        self.wake_both = true;
-        let _ = Pin::new(&mut *io).poll_shutdown(cx);
-        self.read.release();
-        ErrorKind::CloseTimeout.into()
-    }
-
-    /// Writes everything queued, flushes, and shuts the connection down (server role; a client
-    /// leaves closing TCP to the server as RFC 6455 §7.1.1 asks, up to the close timeout).
-    fn poll_finish<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if self.shut_down {
-            return Poll::Ready(Ok(()));
-        }
-        let result = match self.poll_flush(io, cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut *io).poll_shutdown(cx).map_err(Error::from),
-            other => other,
-        };
-        match result {
-            // Both close frames went through: the handshake is complete, and a peer that
-            // already tore the connection down (an HTTP/2 stream reset, a TCP reset) does not
-            // make it less so.
-            Poll::Ready(Err(_)) if self.close_received && self.write.is_empty() => {
-                self.shut_down = true;
-                self.read.release();
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(r) => {
-                self.shut_down = true;
-                self.read.release();
-                Poll::Ready(r)
-            }
-            // A shutdown that writes (TLS's close_notify) is bounded by the close timer too.
-            Poll::Pending if self.close_timed_out(cx) => Poll::Ready(Err(self.give_up(io, cx))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Whether a message can be queued without writing first.
-    #[inline]
-    fn has_room(&self) -> bool {
-        !self.close_sent && !self.done && self.write.len() < self.cfg.write_buffer_size
-    }
-
-    #[inline]
-    fn poll_ready<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
-    where
-        S: AsyncWrite + Unpin,
-    {
-        if self.close_sent || self.done {
-            return Poll::Ready(Err(ErrorKind::Closed.into()));
-        }
-        if self.write.len() >= self.cfg.write_buffer_size {
-            match self.poll_write_out(io, cx) {
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending if self.write.len() >= self.cfg.max_write_buffer_size => {
-                    return Poll::Pending;
-                }
-                _ => {}
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    fn start_send_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
-        if self.close_sent || self.done {
-            return Err(ErrorKind::Closed.into());
-        }
-        match msg {
-            Message::Text(text) => self.queue_data(OpCode::Text, &text.into_bytes(), compress),
-            Message::Binary(data) => self.queue_data(OpCode::Binary, &data, compress),
-            Message::Ping(data) | Message::Pong(data) if data.len() > 125 => {
-                return Err(ErrorKind::InvalidMessage.into());
-            }
-            Message::Ping(data) => self.queue(OpCode::Ping, &data),
-            Message::Pong(data) => self.queue(OpCode::Pong, &data),
-            Message::Close(frame) => self.try_send_close(frame.as_ref())?,
-        }
-        Ok(())
-    }
-
-    /// Writes everything queued and flushes the IO. Once our close frame is queued, this too
-    /// gives up after the close timeout (a peer that stopped reading cannot hold it forever).
-    fn poll_flush<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
-    where
-        S: AsyncWrite + Unpin,
-    {
-        if self.done && self.shut_down {
-            // Closed: everything was written, or the close timed out before it could be.
-            return Poll::Ready(if self.write.is_empty() {
-                Ok(())
-            } else {
-                Err(ErrorKind::Closed.into())
-            });
-        }
-        let flushed = match self.poll_write_out(io, cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut *io).poll_flush(cx).map_err(Error::from),
-            other => other,
-        };
-        match flushed {
-            Poll::Pending if self.close_sent && self.close_timed_out(cx) => {
-                Poll::Ready(Err(self.give_up(io, cx)))
-            }
-            other => other,
-        }
-    }
-
-    /// Queues a close frame (code 1000) unless one was sent, flushes, then (with
-    /// `await_reply`) reads until the peer's close frame arrives and shuts the connection down.
-    /// Messages read meanwhile are dropped. Bounded by the close timeout either way.
-    fn poll_close<S>(
-        &mut self,
-        io: &mut S,
-        cx: &mut Context<'_>,
-        await_reply: bool,
-    ) -> Poll<Result<(), Error>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if !self.close_sent && !self.done {
-            self.send_close(Some(&CloseFrame::new(CloseCode::NORMAL, "")));
-        }
-        if !await_reply {
-            return self.poll_flush(io, cx);
-        }
-        loop {
-            if self.done || self.close_received {
-                let r = ready!(self.poll_finish(io, cx));
-                self.done = true;
-                return Poll::Ready(r);
-            }
-            match self.poll_flush(io, cx) {
-                // Everything, our close included, was handed to the IO: read the reply even if
-                // the IO's flush failed (a peer that answered and reset its HTTP/2 stream).
-                Poll::Ready(Err(e)) if !self.write.is_empty() => {
-                    self.done = true;
-                    return Poll::Ready(Err(e));
-                }
-                _ => {}
-            }
-            match ready!(self.poll_next(io, cx)) {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Err(e)),
-                None => return Poll::Ready(Ok(())),
-            }
-        }
-    }
-
-    /// Queues a data message, compressed when permessage-deflate was agreed (RFC 7692 §6:
-    /// RSV1 on the message's first frame) unless `compress` is off or it is too small.
-    #[cfg_attr(not(feature = "deflate"), allow(unused_variables))]
-    fn queue_data(&mut self, opcode: OpCode, payload: &Bytes, compress: bool) {
-        #[cfg(feature = "deflate")]
-        if let Some(deflater) = self
-            .deflater
-            .as_mut()
-            .filter(|d| compress && d.wants(payload.len()))
-        {
-            self.active = true;
-            let compressed = Bytes::from(deflater.compress(payload));
-            let mask = self.mask.as_mut().map(|m| m.next_key());
-            self.write.push_frame(opcode, true, true, &compressed, mask);
-            return;
-        }
-        self.queue(opcode, payload);
-    }
-
-    fn queue(&mut self, opcode: OpCode, payload: &Bytes) {
-        let mask = self.mask.as_mut().map(|m| m.next_key());
-        self.write.push_frame(opcode, true, false, payload, mask);
-    }
-
-    /// Whether anything waits to be written: queued bytes or an owed pong.
-    fn has_output(&self) -> bool {
-        !self.write.is_empty() || self.owed_pong.is_some()
-    }
-
-    /// RFC 6455 §5.5.2-3: answers a ping with a pong of the same payload, queued now while the
-    /// write queue is below `write_buffer_size`; beyond it, a pong for the most recent ping is
-    /// enough, so at most one is owed. The socket's own replies never take the queue past it,
-    /// however many pings a peer sends without reading.
-    fn answer_ping(&mut self, payload: &Bytes) {
-        if self.has_room_for_pong() {
-            self.owed_pong = None;
-            self.queue(OpCode::Pong, payload);
-        } else {
-            self.owed_pong = Some(Box::new(payload.clone()));
-        }
-    }
-
-    /// Whether a pong may be queued: below `write_buffer_size`, or into an empty queue (a
-    /// `write_buffer_size` of 0 means "write at once", not "never answer").
-    fn has_room_for_pong(&self) -> bool {
-        self.write.is_empty() || self.write.len() < self.cfg.write_buffer_size
-    }
-
-    /// Queues the owed pong once the write queue has room for it again.
-    fn queue_owed_pong(&mut self) {
-        if self.has_room_for_pong() {
-            if let Some(ping) = self.owed_pong.take() {
-                self.queue(OpCode::Pong, &ping);
-            }
-        }
-    }
-
-    /// Writes queued bytes (and an owed pong) until none are left or the connection would
-    /// block.
-    fn poll_write_out<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
-    where
-        S: AsyncWrite + Unpin,
-    {
-        loop {
-            self.queue_owed_pong();
-            if self.write.is_empty() {
-                break;
-            }
-            let n = if io.is_write_vectored() {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let count = self.write.slices(&mut slices);
-                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?
-            } else {
-                ready!(Pin::new(&mut *io).poll_write(cx, self.write.first_slice()))?
-            };
-            if n == 0 {
-                return Poll::Ready(Err(
-                    std::io::Error::from(std::io::ErrorKind::WriteZero).into()
-                ));
-            }
-            self.write.advance(n);
-        }
-        self.write.shrink(KEEP_WRITE_CAPACITY);
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -1079,7 +361,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn is_terminated(&self) -> bool {
-        self.core.done
+        self.core.state.is_ended()
     }
 }
 
@@ -1118,8 +400,8 @@ impl<S> fmt::Debug for WebSocket<S> {
             .field("protocol", &self.core.protocol)
             .field("buffered_read", &self.core.read.buf.len())
             .field("buffered_write", &self.core.write.len())
-            .field("close_sent", &self.core.close_sent)
-            .field("close_received", &self.core.close_received)
+            .field("close_sent", &self.core.state.close_queued())
+            .field("close_received", &self.core.state.close_received())
             .finish_non_exhaustive()
     }
 }

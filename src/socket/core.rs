@@ -1,0 +1,628 @@
+//! The connection's machinery behind [`WebSocket`](super::WebSocket): the engine (decoder,
+//! encoder, close state) driven over the IO, with the buffers and timers, and the rules that
+//! bound them (the owed pong, the write high-water mark, the close deadline).
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::HeaderValue;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::mask_keys::MaskKeys;
+use super::read_pool::ReadBuf;
+use super::timer::{Keepalive, Timers};
+use crate::config::SocketConfig;
+#[cfg(feature = "deflate")]
+use crate::deflate::{Deflater, Inflater};
+use crate::error::{Error, ErrorKind};
+use crate::handshake::Negotiated;
+use crate::message::{CloseCode, CloseFrame, Message};
+use crate::proto::{self, Decoder, Encoder, Limits, OpCode, Role, State};
+use crate::write_buf::{MAX_SLICES, WriteBuf};
+
+/// An idle connection keeps at most this much write buffer.
+const KEEP_WRITE_CAPACITY: usize = 4096;
+/// The most the read buffer grows by at once while a large frame arrives.
+const MAX_READ_RESERVE: usize = 1 << 20;
+
+/// Everything but the IO: protocol state, buffers, timers.
+pub(super) struct Core {
+    /// Which end this is.
+    pub(super) role: Role,
+    /// Limits, buffer sizes, timeouts.
+    pub(super) cfg: SocketConfig,
+    /// Bytes read and not yet decoded (lent to the thread's pool while empty).
+    pub(super) read: ReadBuf,
+    /// Bytes to messages: the receive side of the engine.
+    pub(super) decoder: Decoder,
+    /// Bytes waiting to be written (bounded by the socket, see [`WriteBuf`]).
+    pub(super) write: WriteBuf,
+    /// Messages to frames in `write`: compression and (client role) masking.
+    pub(super) encoder: Encoder<MaskKeys>,
+    /// The close handshake and the end of the stream.
+    pub(super) state: State,
+    /// Keepalive, the close deadline, idle compression release.
+    pub(super) timers: Timers,
+    /// Something changed that the other half must see (our close was queued): the socket
+    /// wakes both halves after this operation.
+    pub(super) wake_both: bool,
+    /// A pong for the most recent ping, not yet queued because the write queue was full
+    /// (RFC 6455 §5.5.3). Boxed: only a peer that pings without reading makes one.
+    pub(super) owed_pong: Option<Box<Bytes>>,
+    /// Boxed: most connections agree to no subprotocol and should not pay its size.
+    pub(super) protocol: Option<Box<HeaderValue>>,
+    /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
+    pub(super) shutdown: Option<crate::signal::Watch>,
+}
+
+impl Core {
+    /// The state of a connection whose handshake agreed to `negotiated`.
+    pub(super) fn new(role: Role, cfg: SocketConfig, negotiated: Negotiated) -> Self {
+        let limits = Limits {
+            max_frame_size: cfg.max_frame_size,
+            max_message_size: cfg.max_message_size,
+        };
+        let accept_unmasked = cfg.accept_unmasked_frames;
+        #[allow(unused_mut)]
+        let mut core = Self {
+            role,
+            cfg,
+            read: ReadBuf::default(),
+            decoder: Decoder::new(role, limits, accept_unmasked),
+            encoder: Encoder::new((role == Role::Client).then(MaskKeys::new)),
+            write: WriteBuf::default(),
+            state: State::Open,
+            timers: Timers::default(),
+            wake_both: false,
+            owed_pong: None,
+            protocol: negotiated.protocol.map(Box::new),
+            shutdown: None,
+        };
+        #[cfg(feature = "deflate")]
+        if let Some(agreed) = negotiated.deflate {
+            core.encoder
+                .set_deflater(Deflater::new(&agreed, role == Role::Server));
+            core.decoder
+                .set_inflater(Inflater::new(&agreed, role == Role::Client));
+        }
+        core
+    }
+
+    /// The stream's next item: a message, an error (terminal), or `None` once the connection
+    /// is over. Drives everything the connection does by itself on the way: graceful shutdown,
+    /// failing on a violation, the reply to the peer's close, the close deadline, writing out
+    /// what is queued before waiting, keepalive.
+    pub(super) fn poll_next<S>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        // The peer closed TCP: what is buffered is decoded first, then the stream ends.
+        let mut read_eof = false;
+        loop {
+            if self.state.is_ended() {
+                return Poll::Ready(None);
+            }
+            if !self.state.close_queued()
+                && self
+                    .shutdown
+                    .as_mut()
+                    .is_some_and(crate::signal::Watch::fired)
+            {
+                // RFC 6455 §7.4.1: 1001, the server is going away; queued after what the
+                // application already queued, so nothing sent before is lost.
+                self.send_close(Some(&CloseFrame::new(
+                    CloseCode::AWAY,
+                    "server shutting down",
+                )));
+            }
+            if let Some(kind) = self.state.failure() {
+                // RFC 6455 §7.1.7: fail the connection: send the close frame, then close TCP.
+                let _ = ready!(self.poll_finish(io, cx));
+                self.state.end();
+                return Poll::Ready(Some(Err(Error::new(kind))));
+            }
+            if self.state.close_received() {
+                // RFC 6455 §5.5.1: reply to a close with a close, then (server) close TCP; the
+                // application sees the close only once that is done.
+                let finished = ready!(self.poll_finish(io, cx));
+                return match self.state.take_close() {
+                    Some(msg) => Poll::Ready(Some(Ok(msg))),
+                    None => {
+                        self.state.end();
+                        match finished {
+                            Ok(()) => Poll::Ready(None),
+                            Err(e) => Poll::Ready(Some(Err(e))),
+                        }
+                    }
+                };
+            }
+            if self.state.close_queued() && self.close_timed_out(cx) {
+                // Our close went out (or was queued) `close_timeout` ago and the peer has not
+                // answered: whichever path sent it, give up now.
+                return Poll::Ready(Some(Err(self.give_up(io, cx))));
+            }
+
+            if let Some(msg) = self.decode_next() {
+                return Poll::Ready(Some(Ok(msg)));
+            }
+            if !self.state.can_read() {
+                continue;
+            }
+
+            if read_eof {
+                self.state.end();
+                return Poll::Ready(Some(Err(ErrorKind::ConnectionReset.into())));
+            }
+            // About to wait for the peer: write what is queued (pongs, fed messages) first.
+            if self.has_output() {
+                match self.poll_write_out(io, cx) {
+                    Poll::Ready(Err(e)) => {
+                        self.state.end();
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Poll::Pending if self.write.len() >= self.cfg.max_write_buffer_size => {
+                        // Above the high-water mark and not draining: the peer is not taking
+                        // our bytes, so stop taking its bytes too and let TCP push back on it.
+                        if self.poll_wait(cx) {
+                            continue;
+                        }
+                        return Poll::Pending;
+                    }
+                    _ => {}
+                }
+            }
+            match self.poll_read(io, cx) {
+                Poll::Ready(Ok(0)) => read_eof = true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    self.state.end();
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Pending => {
+                    if self.poll_wait(cx) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// The next message already in the read buffer, while the connection is plainly open (no
+    /// close either way, no failure, no shutdown to watch): it needs no IO and no timer, so
+    /// no waker either. `None` sends the caller down the full path of [`poll_next`](Self::poll_next).
+    #[inline]
+    pub(super) fn next_buffered(&mut self) -> Option<Message> {
+        if !self.state.is_open() || self.shutdown.is_some() {
+            return None;
+        }
+        self.decode_next()
+    }
+
+    /// Decodes the next message for the application from the read buffer. `None` when more
+    /// bytes are needed, or when what was decoded changed the connection's state instead (the
+    /// peer's close, kept until our reply is written; a violation, now failing it).
+    // Always inlined: it is on every message's path (25 instructions a message otherwise).
+    #[inline(always)]
+    fn decode_next(&mut self) -> Option<Message> {
+        match self.decoder.decode(&mut self.read.buf) {
+            Ok(Some(msg)) => self.received(msg),
+            Ok(None) => None,
+            Err(kind) => {
+                self.fail(kind);
+                None
+            }
+        }
+    }
+
+    /// What a decoded message does to the connection: a ping is answered; the peer's close is
+    /// answered as the state decides and kept there until our reply is written (`None`). The
+    /// application gets every other message at once.
+    #[inline(always)]
+    fn received(&mut self, msg: Message) -> Option<Message> {
+        self.timers.on_frame(self.cfg.ping_interval);
+        #[cfg(feature = "deflate")]
+        self.timers.mark_active();
+        match msg {
+            Message::Close(frame) => {
+                if let Some(reply) = self.state.receive_close(frame) {
+                    self.queue_close(reply.frame().as_ref());
+                }
+                None
+            }
+            Message::Ping(ref payload) if !self.state.close_queued() => {
+                self.answer_ping(payload);
+                Some(msg)
+            }
+            msg => Some(msg),
+        }
+    }
+
+    /// Before the stream sleeps: gives an empty read buffer back (lending it to the next
+    /// connection on this thread that has data), drives keepalive, asks to be woken by a
+    /// graceful shutdown and releases idle compression state. `true` if something changed and
+    /// the stream must look again instead of sleeping.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.read.buf.is_empty() {
+            self.read.release();
+        }
+        if self.poll_keepalive(cx) {
+            return true;
+        }
+        // Once it has fired, the top of the loop queues the close.
+        if !self.state.close_queued() && self.shutdown.as_mut().is_some_and(|w| w.poll_fired(cx)) {
+            return true;
+        }
+        #[cfg(feature = "deflate")]
+        self.poll_release_compression(cx);
+        false
+    }
+
+    fn poll_read<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>>
+    where
+        S: AsyncRead + Unpin,
+    {
+        if self.read.is_unallocated() {
+            self.read = ReadBuf::take();
+        }
+        let buffered = self.read.buf.len();
+        // At least a read buffer's worth; for a large frame, its remainder (up to 1 MiB at a
+        // time, so a header alone never makes us allocate a huge buffer).
+        let frame_rest = self.decoder.wanted(buffered);
+        let want = frame_rest.clamp(
+            self.cfg.read_buffer_size,
+            MAX_READ_RESERVE.max(self.cfg.read_buffer_size),
+        );
+        if self.read.buf.capacity() - buffered < want {
+            self.read.reserve(want, frame_rest);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut self.read.buf)
+    }
+
+    /// Drives the keepalive timer; `true` if it queued something or failed the connection.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(interval) = self
+            .cfg
+            .ping_interval
+            .filter(|_| !self.state.close_queued())
+        else {
+            return false;
+        };
+        match self
+            .timers
+            .poll_keepalive(cx, interval, self.cfg.pong_timeout)
+        {
+            Keepalive::Quiet => return false,
+            Keepalive::Ping => self.queue(OpCode::Ping, &Bytes::new()),
+            Keepalive::TimedOut => self.fail(ErrorKind::KeepaliveTimeout),
+        }
+        true
+    }
+
+    /// With context takeover, hands idle compression state back to the per-thread pool once no
+    /// message went either way for a while (see [`timer`](super::timer)): an idle connection then keeps only
+    /// its LZ77 windows (`1 << window_bits` bytes each way) instead of whole zlib states.
+    #[cfg(feature = "deflate")]
+    fn poll_release_compression(&mut self, cx: &mut Context<'_>) {
+        let holding = self.encoder.deflater().is_some_and(Deflater::holds_state)
+            || self.decoder.inflater_mut().is_some_and(|i| i.holds_state());
+        if !self.timers.poll_release(cx, holding) {
+            return;
+        }
+        if let Some(d) = self.encoder.deflater_mut() {
+            d.release();
+        }
+        if let Some(i) = self.decoder.inflater_mut() {
+            i.release();
+        }
+    }
+
+    /// Fails the connection with `kind`: queues the close frame the state owes (none if ours
+    /// went earlier); the stream reports `kind` after writing it.
+    fn fail(&mut self, kind: ErrorKind) {
+        if let Some(reply) = self.state.fail(kind) {
+            self.queue_close(reply.frame().as_ref());
+        }
+    }
+
+    /// Closes on the application's (or the socket's own) behalf: `close()`, a close frame
+    /// sent as a message, a graceful shutdown.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidMessage`] for a code that may not be sent or a reason over 123
+    /// bytes; [`ErrorKind::Closed`] once a close went either way. Nothing is queued then.
+    fn try_send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
+        proto::close::check(frame)?;
+        self.state.close()?;
+        self.queue_close(frame);
+        Ok(())
+    }
+
+    /// [`try_send_close`](Self::try_send_close) for a frame the socket built (always valid).
+    fn send_close(&mut self, frame: Option<&CloseFrame>) {
+        let sent = self.try_send_close(frame);
+        debug_assert!(sent.is_ok(), "the socket built an invalid close frame");
+    }
+
+    /// Queues our close frame, once the state said it is owed. Every path that closes (the
+    /// application's close frame, `close()`, the reply to the peer's close, a violation, a
+    /// graceful shutdown) comes through here, so the rules hold for all of them: what was
+    /// queued before goes out first, a pong still owed included; nothing is queued after it;
+    /// the close timer starts and keepalive stops.
+    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        if let Some(ping) = self.owed_pong.take() {
+            self.queue(OpCode::Pong, &ping);
+        }
+        let queued = self.encoder.close(frame, &mut self.write);
+        debug_assert!(queued.is_ok(), "an invalid close frame");
+        self.arm_close_timer();
+    }
+
+    /// Starts the close timer, and has both halves woken so that whichever is waiting starts
+    /// watching the deadline: a close queued by the sending half, whose flush may finish at
+    /// once, must still end the receiving half's wait.
+    fn arm_close_timer(&mut self) {
+        self.wake_both = true;
+        self.start_close_timer();
+    }
+
+    /// Turns the timer toward the close deadline (keepalive stops), unless it already runs
+    /// toward it.
+    fn start_close_timer(&mut self) {
+        self.timers.start_close(self.cfg.close_timeout);
+    }
+
+    /// Whether the close timer (armed with our close frame) has run out; registers for its
+    /// wake-up otherwise.
+    fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        self.timers.close_timed_out(cx, self.cfg.close_timeout)
+    }
+
+    /// Ends the connection after the close timeout: shuts the IO down without waiting. What
+    /// could not be written stays queued, so a later flush reports it as not sent.
+    fn give_up<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Error
+    where
+        S: AsyncWrite + Unpin,
+    {
+        self.state.end();
+        self.state.shut_down();
+        // The other half, if it waits, must learn that the connection is over.
+        self.wake_both = true;
+        let _ = Pin::new(&mut *io).poll_shutdown(cx);
+        self.read.release();
+        ErrorKind::CloseTimeout.into()
+    }
+
+    /// Writes everything queued, flushes, and shuts the connection down (server role; a client
+    /// leaves closing TCP to the server as RFC 6455 §7.1.1 asks, up to the close timeout).
+    fn poll_finish<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.state.is_shut_down() {
+            return Poll::Ready(Ok(()));
+        }
+        let result = match self.poll_flush(io, cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut *io).poll_shutdown(cx).map_err(Error::from),
+            other => other,
+        };
+        match result {
+            // Both close frames went through: the handshake is complete, and a peer that
+            // already tore the connection down (an HTTP/2 stream reset, a TCP reset) does not
+            // make it less so.
+            Poll::Ready(Err(_)) if self.state.close_received() && self.write.is_empty() => {
+                self.state.shut_down();
+                self.read.release();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(r) => {
+                self.state.shut_down();
+                self.read.release();
+                Poll::Ready(r)
+            }
+            // A shutdown that writes (TLS's close_notify) is bounded by the close timer too.
+            Poll::Pending if self.close_timed_out(cx) => Poll::Ready(Err(self.give_up(io, cx))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Whether a message can be queued without writing first.
+    #[inline]
+    pub(super) fn has_room(&self) -> bool {
+        self.state.is_open() && self.write.len() < self.cfg.write_buffer_size
+    }
+
+    /// Whether a message may be queued: writes out at `write_buffer_size`, waits while the
+    /// queue holds `max_write_buffer_size` or more; `Closed` once a close went either way.
+    #[inline]
+    pub(super) fn poll_ready<S>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        if !self.state.is_open() {
+            return Poll::Ready(Err(ErrorKind::Closed.into()));
+        }
+        if self.write.len() >= self.cfg.write_buffer_size {
+            match self.poll_write_out(io, cx) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if self.write.len() >= self.cfg.max_write_buffer_size => {
+                    return Poll::Pending;
+                }
+                _ => {}
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues `msg` (compressed when agreed, `compress` is on and it is large enough); a close
+    /// frame goes through [`try_send_close`](Self::try_send_close).
+    pub(super) fn start_send_with(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
+        if !self.state.is_open() {
+            return Err(ErrorKind::Closed.into());
+        }
+        match msg {
+            Message::Close(frame) => self.try_send_close(frame.as_ref())?,
+            msg => {
+                let compressed = self.encoder.message(msg, compress, &mut self.write)?;
+                #[cfg(feature = "deflate")]
+                if compressed {
+                    self.timers.mark_active();
+                }
+                #[cfg(not(feature = "deflate"))]
+                let _ = compressed;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes everything queued and flushes the IO. Once our close frame is queued, this too
+    /// gives up after the close timeout (a peer that stopped reading cannot hold it forever).
+    pub(super) fn poll_flush<S>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        if self.state.is_ended() && self.state.is_shut_down() {
+            // Closed: everything was written, or the close timed out before it could be.
+            return Poll::Ready(if self.write.is_empty() {
+                Ok(())
+            } else {
+                Err(ErrorKind::Closed.into())
+            });
+        }
+        let flushed = match self.poll_write_out(io, cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut *io).poll_flush(cx).map_err(Error::from),
+            other => other,
+        };
+        match flushed {
+            Poll::Pending if self.state.close_queued() && self.close_timed_out(cx) => {
+                Poll::Ready(Err(self.give_up(io, cx)))
+            }
+            other => other,
+        }
+    }
+
+    /// Queues a close frame (code 1000) unless one was sent, flushes, then (with
+    /// `await_reply`) reads until the peer's close frame arrives and shuts the connection down.
+    /// Messages read meanwhile are dropped. Bounded by the close timeout either way.
+    pub(super) fn poll_close<S>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+        await_reply: bool,
+    ) -> Poll<Result<(), Error>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.state.is_open() {
+            self.send_close(Some(&CloseFrame::new(CloseCode::NORMAL, "")));
+        }
+        if !await_reply {
+            return self.poll_flush(io, cx);
+        }
+        loop {
+            if self.state.is_ended() || self.state.close_received() {
+                let r = ready!(self.poll_finish(io, cx));
+                self.state.end();
+                return Poll::Ready(r);
+            }
+            match self.poll_flush(io, cx) {
+                // Everything, our close included, was handed to the IO: read the reply even if
+                // the IO's flush failed (a peer that answered and reset its HTTP/2 stream).
+                Poll::Ready(Err(e)) if !self.write.is_empty() => {
+                    self.state.end();
+                    return Poll::Ready(Err(e));
+                }
+                _ => {}
+            }
+            match ready!(self.poll_next(io, cx)) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    /// Queues a control frame the socket built itself (a pong, a keepalive ping): its payload
+    /// is a ping's, at most 125 bytes, so the encoder never refuses it.
+    fn queue(&mut self, opcode: OpCode, payload: &Bytes) {
+        let queued = self.encoder.control(opcode, payload, &mut self.write);
+        debug_assert!(queued.is_ok(), "the socket built an invalid control frame");
+    }
+
+    /// Whether anything waits to be written: queued bytes or an owed pong.
+    fn has_output(&self) -> bool {
+        !self.write.is_empty() || self.owed_pong.is_some()
+    }
+
+    /// RFC 6455 §5.5.2-3: answers a ping with a pong of the same payload, queued now while the
+    /// write queue is below `write_buffer_size`; beyond it, a pong for the most recent ping is
+    /// enough, so at most one is owed. The socket's own replies never take the queue past it,
+    /// however many pings a peer sends without reading.
+    fn answer_ping(&mut self, payload: &Bytes) {
+        if self.has_room_for_pong() {
+            self.owed_pong = None;
+            self.queue(OpCode::Pong, payload);
+        } else {
+            self.owed_pong = Some(Box::new(payload.clone()));
+        }
+    }
+
+    /// Whether a pong may be queued: below `write_buffer_size`, or into an empty queue (a
+    /// `write_buffer_size` of 0 means "write at once", not "never answer").
+    fn has_room_for_pong(&self) -> bool {
+        self.write.is_empty() || self.write.len() < self.cfg.write_buffer_size
+    }
+
+    /// Queues the owed pong once the write queue has room for it again.
+    fn queue_owed_pong(&mut self) {
+        if self.has_room_for_pong() {
+            if let Some(ping) = self.owed_pong.take() {
+                self.queue(OpCode::Pong, &ping);
+            }
+        }
+    }
+
+    /// Writes queued bytes (and an owed pong) until none are left or the connection would
+    /// block.
+    fn poll_write_out<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        loop {
+            self.queue_owed_pong();
+            if self.write.is_empty() {
+                break;
+            }
+            let n = if io.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let count = self.write.slices(&mut slices);
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?
+            } else {
+                ready!(Pin::new(&mut *io).poll_write(cx, self.write.first_slice()))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(
+                    std::io::Error::from(std::io::ErrorKind::WriteZero).into()
+                ));
+            }
+            self.write.advance(n);
+        }
+        self.write.shrink(KEEP_WRITE_CAPACITY);
+        Poll::Ready(Ok(()))
+    }
+}
