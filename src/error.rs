@@ -90,6 +90,9 @@ pub enum ErrorKind {
     /// The application tried to send something the protocol forbids (for example a control
     /// frame payload over 125 bytes, or a close code that may not be sent).
     InvalidMessage,
+    /// The connection closed before the last fragment of a message being streamed in, or a
+    /// message being streamed out was finished with an unfinished UTF-8 code point.
+    IncompleteMessage,
 }
 
 impl ErrorKind {
@@ -109,7 +112,8 @@ impl ErrorKind {
             | Self::CloseTimeout
             | Self::ConnectionReset
             | Self::Closed
-            | Self::InvalidMessage => None,
+            | Self::InvalidMessage
+            | Self::IncompleteMessage => None,
         }
     }
 
@@ -130,6 +134,7 @@ impl ErrorKind {
             Self::CloseTimeout => "peer did not answer the close frame in time",
             Self::ConnectionReset => "connection closed without a close handshake",
             Self::Closed => "connection already closed",
+            Self::IncompleteMessage => "message ended before its last fragment",
             Self::InvalidMessage => "message not allowed by the protocol",
         }
     }

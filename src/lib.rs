@@ -126,6 +126,7 @@ pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use proto::Role;
 pub use socket::WebSocket;
 pub use socket::split::{ReadHalf, WriteHalf};
+pub use socket::streaming;
 pub use upgrade::{UpgradeFuture, UpgradedWebSocket, is_upgrade_request, upgrade};
 
 /// The subprotocols a request offers; see [`handshake::requested_protocols`].

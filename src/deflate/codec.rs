@@ -100,6 +100,8 @@ pub(crate) struct Deflater {
     /// With context takeover: what was sent, to resume after [`release`](Deflater::release).
     history: History,
     takeover: bool,
+    /// A message sent in fragments is under way: its stream must not be released.
+    mid_message: bool,
 }
 
 impl Deflater {
@@ -115,6 +117,7 @@ impl Deflater {
             kept: None,
             history: History::default(),
             takeover: !no_takeover,
+            mid_message: false,
         }
     }
 
@@ -122,6 +125,9 @@ impl Deflater {
     /// takeover only the window of recent data stays (at most `1 << bits` bytes). Returns
     /// whether there was anything to release.
     pub(crate) fn release(&mut self) -> bool {
+        if self.mid_message {
+            return false;
+        }
         let Some(c) = self.kept.take() else {
             return false;
         };
@@ -149,37 +155,9 @@ impl Deflater {
             // input would only be refused (zlib's buffer error) and leave nothing to strip.
             return vec![0];
         }
-        let mut c = match self.kept.take() {
-            Some(c) => c,
-            None => {
-                let mut c = take_compressor(self.level, self.bits);
-                if self.takeover && !self.history.bytes.is_empty() {
-                    // Resume the context: the peer's window holds exactly these bytes.
-                    let _ = c.set_dictionary(&self.history.bytes);
-                }
-                c
-            }
-        };
+        let mut c = self.compressor();
         let mut out = Vec::with_capacity(input.len() / 2 + 64);
-        let start_in = c.total_in();
-        loop {
-            let consumed = (c.total_in() - start_in) as usize;
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(1024));
-            }
-            let before_out = out.len();
-            // Compression of in-memory data into a growing Vec cannot fail.
-            let _ = c.compress_vec(&input[consumed..], &mut out, FlushCompress::Sync);
-            let all_in = (c.total_in() - start_in) as usize == input.len();
-            let produced = out.len() - before_out;
-            // The flush is complete once zlib stops filling the output; a call that moves
-            // nothing either way has nothing left to give.
-            let room_left = produced < out.capacity() - before_out;
-            let stuck = produced == 0 && (c.total_in() - start_in) as usize == consumed;
-            if (all_in && room_left && out.ends_with(&TAIL)) || stuck {
-                break;
-            }
-        }
+        sync_flush(&mut c, input, &mut out);
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
         }
@@ -193,6 +171,73 @@ impl Deflater {
             give_compressor(self.level, self.bits, c);
         }
         out
+    }
+}
+
+impl Deflater {
+    /// The held compressor, or one from the pool resuming the context.
+    fn compressor(&mut self) -> Compress {
+        match self.kept.take() {
+            Some(c) => c,
+            None => {
+                let mut c = take_compressor(self.level, self.bits);
+                if self.takeover && !self.history.bytes.is_empty() {
+                    // Resume the context: the peer's window holds exactly these bytes.
+                    let _ = c.set_dictionary(&self.history.bytes);
+                }
+                c
+            }
+        }
+    }
+
+    /// Compresses one fragment of a message sent in pieces: all of a message's fragments are
+    /// one DEFLATE stream (RFC 7692 §6.1: RSV1 goes on the first frame only; the caller sets
+    /// it). Each piece is flushed (so the receiver can inflate it at once) and keeps its
+    /// `00 00 ff ff` marker, except the last (`fin`), whose marker is removed as for a whole
+    /// message (§7.2.1). The compressor stays held until `fin`, context takeover or not.
+    pub(crate) fn compress_fragment(&mut self, input: &[u8], fin: bool) -> Vec<u8> {
+        let mut c = self.compressor();
+        let mut out = Vec::with_capacity(input.len() / 2 + 64);
+        if !input.is_empty() {
+            sync_flush(&mut c, input, &mut out);
+            if self.takeover {
+                self.history.push(input, self.bits);
+            }
+        }
+        if fin && out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        self.mid_message = !fin;
+        if fin && !self.takeover {
+            give_compressor(self.level, self.bits, c);
+        } else {
+            self.kept = Some(c);
+        }
+        out
+    }
+}
+
+/// Deflates `input` into `out` with a sync flush: everything is emitted, ending with the
+/// empty stored block `00 00 ff ff`.
+fn sync_flush(c: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
+    let start_in = c.total_in();
+    loop {
+        let consumed = (c.total_in() - start_in) as usize;
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(1024));
+        }
+        let before_out = out.len();
+        // Compression of in-memory data into a growing Vec cannot fail.
+        let _ = c.compress_vec(&input[consumed..], out, FlushCompress::Sync);
+        let all_in = (c.total_in() - start_in) as usize == input.len();
+        let produced = out.len() - before_out;
+        // The flush is complete once zlib stops filling the output; a call that moves
+        // nothing either way has nothing left to give.
+        let room_left = produced < out.capacity() - before_out;
+        let stuck = produced == 0 && (c.total_in() - start_in) as usize == consumed;
+        if (all_in && room_left && out.ends_with(&TAIL)) || stuck {
+            break;
+        }
     }
 }
 
@@ -314,7 +359,6 @@ impl Inflater {
 }
 
 /// Inflates `input` into `out`; `Ok(true)` if the DEFLATE stream ended (a block with BFINAL).
-#[cfg_attr(not(test), allow(dead_code))] // The streaming socket uses it (next step).
 impl Inflater {
     /// Streaming: inflates from `input` into `out` (appending) until `out` holds `max_out`
     /// bytes or the input is used up. Returns how much input it used, and whether the
@@ -626,6 +670,34 @@ mod tests {
             inflater.inflate_some(&[0xff; 64], &mut out, 1024),
             Err(ErrorKind::BadCompression)
         );
+    }
+
+    #[test]
+    fn a_message_compressed_in_fragments_is_one_stream_and_the_context_carries_on() {
+        let text: Vec<u8> = (0..30_000).map(|i| b"fragmented text "[i % 16]).collect();
+        for takeover in [false, true] {
+            let a = agreed(takeover, 12);
+            let mut deflater = Deflater::new(&a, true);
+            let mut inflater = Inflater::new(&a, true);
+            for round in 0..2 {
+                let pieces: Vec<&[u8]> = text.chunks(7000).collect();
+                let mut out = Vec::new();
+                for (i, piece) in pieces.iter().enumerate() {
+                    let fin = i + 1 == pieces.len();
+                    let compressed = deflater.compress_fragment(piece, fin);
+                    assert!(!deflater.release() || fin, "no release mid-message");
+                    inflater
+                        .inflate(&compressed, fin, &mut out, 1 << 20)
+                        .unwrap();
+                }
+                assert!(out == text, "takeover {takeover} round {round}");
+                // A whole message after it continues the same context.
+                let whole = deflater.compress(b"fragmented text, whole");
+                let mut out = Vec::new();
+                inflater.inflate(&whole, true, &mut out, 1 << 20).unwrap();
+                assert_eq!(out, b"fragmented text, whole");
+            }
+        }
     }
 
     #[test]

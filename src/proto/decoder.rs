@@ -31,7 +31,6 @@ struct FrameState {
 
 /// What [`Decoder::decode_streaming`] produced: a whole message (control frames, and data
 /// messages not streamed), or a piece of the data message being streamed.
-#[cfg_attr(not(test), allow(dead_code))] // The streaming socket uses it (next step).
 #[derive(Debug)]
 pub(crate) enum Decoded {
     Message(Message),
@@ -40,7 +39,6 @@ pub(crate) enum Decoded {
 
 /// A piece of a streamed data message: a frame's payload, or (compressed) a bounded piece of
 /// its inflated data.
-#[cfg_attr(not(test), allow(dead_code))] // The streaming socket uses it (next step).
 #[derive(Debug)]
 pub(crate) struct Chunk {
     /// On the message's first chunk: whether the message is text.
@@ -53,12 +51,11 @@ pub(crate) struct Chunk {
 
 /// The most inflated bytes one streamed chunk holds: a compressed message is inflated in
 /// pieces of this size, so memory stays bounded whatever its compression ratio.
-#[allow(dead_code)] // The streaming socket uses it (next step).
+#[cfg(feature = "deflate")]
 pub(crate) const STREAM_CHUNK: usize = 64 << 10;
 
 /// A compressed frame of a streamed message, inflated a chunk at a time.
 #[cfg(feature = "deflate")]
-#[cfg_attr(not(test), allow(dead_code))] // The streaming socket uses it (next step).
 #[derive(Debug)]
 struct StreamInflate {
     /// Compressed bytes not inflated yet (the frame's, then the message's tail).
@@ -100,11 +97,9 @@ pub(crate) struct Decoder {
     /// The current (or next) data message is handed out in chunks as it arrives.
     streaming: bool,
     /// A chunk of the streamed message was handed out (the next is not its first).
-    #[cfg_attr(not(test), allow(dead_code))]
     stream_started: bool,
     /// The compressed frame being inflated in chunks.
     #[cfg(feature = "deflate")]
-    #[cfg_attr(not(test), allow(dead_code))]
     stream_inflate: Option<Box<StreamInflate>>,
     /// permessage-deflate, when agreed.
     /// Boxed: most connections never agree to compression and should not pay its size.
@@ -146,16 +141,29 @@ impl Decoder {
     /// Hands the next data message (or the rest of the one in progress) out in chunks through
     /// [`decode_streaming`](Self::decode_streaming), without its size limit: the reader bounds
     /// what it keeps. Frames are still capped by `max_frame_size`.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn stream_next(&mut self) {
         self.streaming = true;
     }
 
     /// Whether a streamed message is in progress (its first chunk was handed out, its last
     /// not yet).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn is_streaming(&self) -> bool {
         self.streaming && self.stream_started
+    }
+
+    /// Whether [`stream_next`](Self::stream_next) was called and its message is not over.
+    #[inline]
+    pub(crate) fn stream_requested(&self) -> bool {
+        self.streaming
+    }
+
+    /// Takes back a [`stream_next`](Self::stream_next) whose message has not started: the next
+    /// message comes out whole again. No effect once a chunk was handed out.
+    pub(crate) fn cancel_stream(&mut self) {
+        if !self.stream_started {
+            self.streaming = false;
+        }
     }
 
     /// Accepts compressed messages from here on (permessage-deflate was agreed).
@@ -205,7 +213,6 @@ impl Decoder {
     /// not streamed come out whole, a message after [`stream_next`](Self::stream_next) in
     /// chunks as its frames arrive (a compressed one inflated [`STREAM_CHUNK`] bytes at a
     /// time). Same contract: `Ok(None)` wants more bytes; errors are terminal.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn decode_streaming(
         &mut self,
         buf: &mut BytesMut,
@@ -258,7 +265,6 @@ impl Decoder {
     }
 
     /// A chunk of the streamed message; with `fin`, the message is over.
-    #[cfg_attr(not(test), allow(dead_code))]
     fn stream_chunk(&mut self, data: Bytes, fin: bool) -> Result<Chunk, ErrorKind> {
         let first = (!self.stream_started).then_some(self.in_text);
         self.stream_started = true;
@@ -278,7 +284,6 @@ impl Decoder {
     /// Inflates the next piece of the compressed frame being streamed: a chunk when there is
     /// output or the message ended, `None` when the frame is done and the next one is needed.
     #[cfg(feature = "deflate")]
-    #[cfg_attr(not(test), allow(dead_code))]
     fn inflate_chunk(&mut self) -> Result<Option<Chunk>, ErrorKind> {
         let (Some(st), Some(inflating)) = (
             self.stream_inflate.as_deref_mut(),

@@ -130,6 +130,29 @@ impl<K: MaskSource> Encoder<K> {
         self.frame(opcode, fin, false, payload, out);
     }
 
+    /// Queues one fragment of a compressed data message: all of the message's fragments are one
+    /// DEFLATE stream, each flushed so the peer can inflate it as it comes, and RSV1 is set on
+    /// the first only (RFC 7692 §6.1). `opcode` and `fin` as for [`fragment`](Self::fragment).
+    /// Without an agreed compressor the fragment goes out uncompressed (the caller decides at
+    /// the first fragment and keeps to it).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn compressed_fragment(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        out: &mut WriteBuf,
+    ) {
+        debug_assert!(!opcode.is_control());
+        let Some(deflater) = self.deflater.as_deref_mut() else {
+            self.frame(opcode, fin, false, &Bytes::copy_from_slice(payload), out);
+            return;
+        };
+        let compressed = Bytes::from(deflater.compress_fragment(payload, fin));
+        let first = opcode != OpCode::Continuation;
+        self.frame(opcode, fin, first, &compressed, out);
+    }
+
     /// Queues a ping or pong.
     ///
     /// # Errors

@@ -14,7 +14,7 @@ pub(crate) mod mask;
 pub(crate) mod state;
 pub(crate) mod utf8;
 
-pub(crate) use decoder::{Decoder, Limits};
+pub(crate) use decoder::{Decoded, Decoder, Limits};
 pub(crate) use encoder::{Encoder, MaskSource};
 pub(crate) use frame::{FrameHeader, OpCode};
 pub(crate) use mask::apply_mask;

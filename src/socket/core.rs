@@ -19,7 +19,7 @@ use crate::deflate::{Deflater, Inflater};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message};
-use crate::proto::{self, Decoder, Encoder, Limits, OpCode, Role, State};
+use crate::proto::{self, Decoded, Decoder, Encoder, Limits, OpCode, Role, State};
 use crate::write_buf::{MAX_SLICES, WriteBuf};
 
 /// An idle connection keeps at most this much write buffer.
@@ -102,6 +102,32 @@ impl Core {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        self.poll_item::<S, Whole>(io, cx)
+    }
+
+    /// [`poll_next`](Self::poll_next) for a reader that streams: the data message asked for
+    /// with `Decoder::stream_next` comes in chunks, everything else whole.
+    pub(super) fn poll_next_piece<S>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Decoded, Error>>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.poll_item::<S, Pieces>(io, cx)
+    }
+
+    /// The loop behind [`poll_next`](Self::poll_next) and
+    /// [`poll_next_piece`](Self::poll_next_piece); `K` decodes.
+    fn poll_item<S, K: Step>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<K::Item, Error>>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         // The peer closed TCP: what is buffered is decoded first, then the stream ends.
         let mut read_eof = false;
         loop {
@@ -132,7 +158,7 @@ impl Core {
                 // application sees the close only once that is done.
                 let finished = ready!(self.poll_finish(io, cx));
                 return match self.state.take_close() {
-                    Some(msg) => Poll::Ready(Some(Ok(msg))),
+                    Some(msg) => Poll::Ready(Some(Ok(K::whole(msg)))),
                     None => {
                         self.state.end();
                         match finished {
@@ -148,8 +174,8 @@ impl Core {
                 return Poll::Ready(Some(Err(self.give_up(io, cx))));
             }
 
-            if let Some(msg) = self.decode_next() {
-                return Poll::Ready(Some(Ok(msg)));
+            if let Some(item) = K::decode(self) {
+                return Poll::Ready(Some(Ok(item)));
             }
             if !self.state.can_read() {
                 continue;
@@ -211,8 +237,44 @@ impl Core {
     // Always inlined: it is on every message's path (25 instructions a message otherwise).
     #[inline(always)]
     fn decode_next(&mut self) -> Option<Message> {
+        if self.decoder.stream_requested() {
+            return self.decode_next_after_stream();
+        }
         match self.decoder.decode(&mut self.read.buf) {
             Ok(Some(msg)) => self.received(msg),
+            Ok(None) => None,
+            Err(kind) => {
+                self.fail(kind);
+                None
+            }
+        }
+    }
+
+    /// [`decode_next`](Self::decode_next) after a streaming reader went away: a stream asked
+    /// for and not started is taken back; the rest of one under way is read and dropped.
+    #[cold]
+    fn decode_next_after_stream(&mut self) -> Option<Message> {
+        self.decoder.cancel_stream();
+        while self.decoder.stream_requested() {
+            match self.decode_next_piece()? {
+                Decoded::Message(msg) => return Some(msg),
+                Decoded::Chunk(_) => {}
+            }
+        }
+        self.decode_next()
+    }
+
+    /// The next piece for a streaming reader from the read buffer: a chunk of the streamed
+    /// message, or a whole message (as [`decode_next`](Self::decode_next) gives).
+    fn decode_next_piece(&mut self) -> Option<Decoded> {
+        match self.decoder.decode_streaming(&mut self.read.buf) {
+            Ok(Some(Decoded::Message(msg))) => self.received(msg).map(Decoded::Message),
+            Ok(Some(chunk)) => {
+                self.timers.on_frame(self.cfg.ping_interval);
+                #[cfg(feature = "deflate")]
+                self.timers.mark_active();
+                Some(chunk)
+            }
             Ok(None) => None,
             Err(kind) => {
                 self.fail(kind);
@@ -486,6 +548,55 @@ impl Core {
         Ok(())
     }
 
+    /// Queues one fragment of a message sent in pieces (`opcode` `Text` or `Binary` on the
+    /// first, `Continuation` after; `fin` on the last), compressed as one stream with the
+    /// message's other fragments when `compress` (decided at the first and kept).
+    pub(super) fn send_fragment(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &Bytes,
+        compress: bool,
+    ) -> Result<(), Error> {
+        if !self.state.is_open() {
+            return Err(ErrorKind::Closed.into());
+        }
+        #[cfg(feature = "deflate")]
+        if compress {
+            self.timers.mark_active();
+            self.encoder
+                .compressed_fragment(opcode, fin, payload, &mut self.write);
+            return Ok(());
+        }
+        let _ = compress;
+        self.encoder.fragment(opcode, fin, payload, &mut self.write);
+        Ok(())
+    }
+
+    /// Whether a message sent in pieces is compressed: a compressor was agreed and `compress`
+    /// is asked for.
+    pub(super) fn compresses_fragments(&self, compress: bool) -> bool {
+        #[cfg(feature = "deflate")]
+        return compress && self.encoder.deflater().is_some();
+        #[cfg(not(feature = "deflate"))]
+        {
+            let _ = compress;
+            false
+        }
+    }
+
+    /// A message sent in pieces was abandoned before its last fragment: the peer could never
+    /// tell it from a stalled one, so the connection is failed with 1011 (RFC 6455 §7.4.1,
+    /// an unexpected condition) after what was queued.
+    pub(super) fn abandon_fragmented(&mut self) {
+        if self.state.is_open() {
+            self.send_close(Some(&CloseFrame::new(
+                CloseCode::INTERNAL_ERROR,
+                "message left unfinished",
+            )));
+        }
+    }
+
     /// Writes everything queued and flushes the IO. Once our close frame is queued, this too
     /// gives up after the close timeout (a peer that stopped reading cannot hold it forever).
     pub(super) fn poll_flush<S>(
@@ -624,5 +735,41 @@ impl Core {
         }
         self.write.shrink(KEEP_WRITE_CAPACITY);
         Poll::Ready(Ok(()))
+    }
+}
+
+/// How [`Core::poll_item`] decodes: whole messages, or pieces for a streaming reader.
+trait Step {
+    type Item;
+    /// The next item from the read buffer, if one is complete.
+    fn decode(core: &mut Core) -> Option<Self::Item>;
+    /// The peer's close, as an item.
+    fn whole(msg: Message) -> Self::Item;
+}
+
+/// Whole messages (the `Stream` of the socket).
+struct Whole;
+
+impl Step for Whole {
+    type Item = Message;
+    #[inline(always)]
+    fn decode(core: &mut Core) -> Option<Message> {
+        core.decode_next()
+    }
+    fn whole(msg: Message) -> Message {
+        msg
+    }
+}
+
+/// Chunks of a streamed message, and whole messages around it.
+struct Pieces;
+
+impl Step for Pieces {
+    type Item = Decoded;
+    fn decode(core: &mut Core) -> Option<Decoded> {
+        core.decode_next_piece()
+    }
+    fn whole(msg: Message) -> Decoded {
+        Decoded::Message(msg)
     }
 }

@@ -30,6 +30,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_util::{Sink, Stream, stream::FusedStream};
 use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -40,12 +41,13 @@ use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message};
-use crate::proto::Role;
+use crate::proto::{Decoded, OpCode, Role};
 
 mod core;
 mod mask_keys;
 mod read_pool;
 pub(crate) mod split;
+pub mod streaming;
 mod timer;
 mod wake;
 
@@ -311,6 +313,49 @@ where
         self.poll_core(Side::Write, cx, |core, io, cx| {
             core.poll_close(io, cx, await_reply)
         })
+    }
+
+    /// The next chunk of the message being streamed in, or a whole message around it.
+    pub(crate) fn poll_next_piece(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Decoded, Error>>> {
+        self.poll_core(Side::Read, cx, Core::poll_next_piece)
+    }
+
+    /// The next data message is to be streamed in.
+    pub(crate) fn stream_next(&mut self) {
+        self.core.decoder.stream_next();
+    }
+
+    /// The next data message comes whole again, unless its streaming has started.
+    pub(crate) fn cancel_stream(&mut self) {
+        self.core.decoder.cancel_stream();
+    }
+
+    /// Queues one fragment of a message being streamed out.
+    pub(crate) fn send_fragment(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &Bytes,
+        compress: bool,
+    ) -> Result<(), Error> {
+        self.core.send_fragment(opcode, fin, payload, compress)
+    }
+
+    /// Whether a message streamed out with `compress` is compressed.
+    pub(crate) fn compresses_fragments(&self, compress: bool) -> bool {
+        self.core.compresses_fragments(compress)
+    }
+
+    /// A message being streamed out was dropped unfinished: fail the connection (1011).
+    pub(crate) fn abandon_fragmented(&mut self) {
+        self.core.abandon_fragmented();
+        if self.core.wake_both {
+            self.core.wake_both = false;
+            self.wake.wake_all();
+        }
     }
 
     /// Polls the core with the fan-out waker, on behalf of the task in `cx` (see [`wake`]).

@@ -101,6 +101,11 @@ pub struct WriteHalf<S> {
 }
 
 impl<S> ReadHalf<S> {
+    /// The socket, for one operation.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, WebSocket<S>> {
+        self.shared.lock()
+    }
+
     /// Whether `other` is the write half split from the same socket.
     pub fn is_pair_of(&self, other: &WriteHalf<S>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -134,6 +139,13 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.shared.lock().poll_next_msg(cx)
+    }
+}
+
+impl<S> WriteHalf<S> {
+    /// The socket, for one operation.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, WebSocket<S>> {
+        self.shared.lock()
     }
 }
 
