@@ -69,7 +69,7 @@ fn live(region: &Region<'_, System>) -> isize {
 async fn relay(mib: usize) {
     let region = Region::new(GLOBAL);
     let server_config = Config::default().max_message_size(Some(1 << 20));
-    let (server, mut client) = pair(&server_config);
+    let (server, client) = pair(&server_config);
     let echo = tokio::spawn(streaming_echo(server));
     let (mut tx, mut rx) = client.split();
 
