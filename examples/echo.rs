@@ -8,6 +8,10 @@
 //! accepts permessage-deflate offers with the default settings. Messages that arrive
 //! together are echoed together: each is fed without a flush, and the socket writes everything
 //! queued before it waits for the peer again. Ctrl-C (or SIGTERM) stops it.
+//!
+//! With `--stream`, every message is echoed fragment by fragment as it arrives (see
+//! `tower_ws::streaming`): never held whole, so there is no message size limit (frames are
+//! still capped at 64 MiB). Works with `--deflate` too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,22 +21,24 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tower_ws::streaming::Incoming;
 use tower_ws::{Config, Message, OriginPolicy, UpgradedWebSocket};
 
 fn main() -> std::io::Result<()> {
-    let (addr, config) = parse_args();
+    let (addr, config, stream) = parse_args();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(addr, config))
+        .block_on(serve(addr, config, stream))
 }
 
-fn parse_args() -> (SocketAddr, Config) {
+fn parse_args() -> (SocketAddr, Config, bool) {
     let mut addr: SocketAddr = "127.0.0.1:9001".parse().expect("default address");
     let mut config = Config::default()
         .origin(OriginPolicy::Any)
         .max_frame_size(Some(64 << 20))
         .max_message_size(Some(64 << 20));
+    let mut stream = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -41,10 +47,11 @@ fn parse_args() -> (SocketAddr, Config) {
                 _ => exit_usage("--addr needs HOST:PORT"),
             },
             "--deflate" => config = with_deflate(config),
+            "--stream" => stream = true,
             _ => exit_usage(&format!("unexpected argument {arg:?}")),
         }
     }
-    (addr, config)
+    (addr, config, stream)
 }
 
 #[cfg(feature = "deflate")]
@@ -58,11 +65,11 @@ fn with_deflate(_: Config) -> Config {
 }
 
 fn exit_usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo [--addr HOST:PORT] [--deflate]");
+    eprintln!("{problem}\nusage: echo [--addr HOST:PORT] [--deflate] [--stream]");
     std::process::exit(2)
 }
 
-async fn serve(addr: SocketAddr, config: Config) -> std::io::Result<()> {
+async fn serve(addr: SocketAddr, config: Config, stream: bool) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
 
@@ -94,8 +101,10 @@ async fn serve(addr: SocketAddr, config: Config) -> std::io::Result<()> {
                     Err(refused) => return Ok::<_, hyper::Error>(refused.into_response()),
                 };
                 tokio::spawn(async move {
-                    if let Ok(ws) = ws.await {
-                        echo(ws).await;
+                    match ws.await {
+                        Ok(ws) if stream => echo_streaming(ws).await,
+                        Ok(ws) => echo(ws).await,
+                        Err(_) => {}
                     }
                 });
                 Ok(response)
@@ -115,6 +124,28 @@ async fn serve(addr: SocketAddr, config: Config) -> std::io::Result<()> {
 async fn echo(mut ws: UpgradedWebSocket) {
     while let Some(Ok(msg)) = ws.next().await {
         if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.feed(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Echoes each message as it arrives, fragment by fragment: the read half hands the message
+/// out chunk by chunk, the write half sends each chunk on as a fragment.
+async fn echo_streaming(ws: UpgradedWebSocket) {
+    let (mut tx, mut rx) = ws.split();
+    while let Some(Ok(incoming)) = rx.recv_streaming().await {
+        // Pings are answered by the socket; the peer's close ends the loop.
+        let Incoming::Data(mut message) = incoming else {
+            continue;
+        };
+        let mut echo = tx.send_streaming(message.kind()).fragment_size(1 << 20);
+        while let Some(chunk) = message.next_chunk().await {
+            let Ok(chunk) = chunk else { return };
+            if echo.send_chunk(chunk).await.is_err() {
+                return;
+            }
+        }
+        if echo.finish().await.is_err() {
             return;
         }
     }

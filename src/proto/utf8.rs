@@ -18,6 +18,26 @@ pub(crate) struct Utf8Validator {
     needed: u8,
 }
 
+/// Where [`Utf8Validator::feed`] puts the text it checked.
+pub(crate) trait TextSink {
+    fn push_str(&mut self, text: &str);
+}
+
+impl TextSink for String {
+    #[inline]
+    fn push_str(&mut self, text: &str) {
+        String::push_str(self, text);
+    }
+}
+
+/// Checks only: the text is not kept.
+pub(crate) struct Discard;
+
+impl TextSink for Discard {
+    #[inline]
+    fn push_str(&mut self, _: &str) {}
+}
+
 /// The input was not valid UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InvalidUtf8;
@@ -28,7 +48,11 @@ impl Utf8Validator {
     ///
     /// One pass: the check yields the `&str` that is copied, so text needs no second check to
     /// become a `String` (or an O(1) `Utf8Bytes`).
-    pub(crate) fn feed(&mut self, mut data: &[u8], out: &mut String) -> Result<(), InvalidUtf8> {
+    pub(crate) fn feed(
+        &mut self,
+        mut data: &[u8],
+        out: &mut impl TextSink,
+    ) -> Result<(), InvalidUtf8> {
         if self.partial_len > 0 {
             let have = self.partial_len as usize;
             let take = (self.needed as usize - have).min(data.len());

@@ -59,7 +59,7 @@ use super::WebSocket;
 use super::split::{ReadHalf, WriteHalf};
 use crate::error::{Error, ErrorKind};
 use crate::message::Message;
-use crate::proto::utf8::Utf8Validator;
+use crate::proto::utf8::{Discard, Utf8Validator};
 use crate::proto::{Decoded, OpCode};
 
 /// Whether a message is text or binary.
@@ -539,7 +539,7 @@ pub struct MessageWriter<'a, T: StreamingSocket + ?Sized> {
     /// Written and not yet sent as a fragment.
     buf: BytesMut,
     /// Text: the UTF-8 check across fragments.
-    utf8: Option<Box<(Utf8Validator, String)>>,
+    utf8: Option<Utf8Validator>,
 }
 
 /// The default [`MessageWriter::fragment_size`].
@@ -556,7 +556,7 @@ impl<'a, T: StreamingSocket + ?Sized> MessageWriter<'a, T> {
             compress,
             fragment_size: DEFAULT_FRAGMENT,
             buf: BytesMut::new(),
-            utf8: kind.is_text().then(Box::default),
+            utf8: kind.is_text().then(Utf8Validator::default),
         }
     }
 
@@ -624,11 +624,9 @@ impl<'a, T: StreamingSocket + ?Sized> MessageWriter<'a, T> {
     /// Takes as much of `data` as the buffer has room for (after [`poll_ready`]).
     fn accept(&mut self, data: &[u8]) -> Result<usize, Error> {
         let n = data.len().min(self.fragment_size - self.buf.len());
-        if let Some(check) = self.utf8.as_deref_mut() {
-            let (validator, scratch) = check;
-            scratch.clear();
+        if let Some(validator) = self.utf8.as_mut() {
             validator
-                .feed(&data[..n], scratch)
+                .feed(&data[..n], &mut Discard)
                 .map_err(|_| Error::new(ErrorKind::InvalidMessage))?;
         }
         self.buf.extend_from_slice(&data[..n]);
@@ -664,10 +662,8 @@ impl<'a, T: StreamingSocket + ?Sized> MessageWriter<'a, T> {
     fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.finished {
             ready!(self.socket.with(|ws| ws.poll_ready(cx)))?;
-            if let Some((validator, _)) = self.utf8.as_deref_mut() {
-                if validator.finish().is_err() {
-                    return Poll::Ready(Err(ErrorKind::IncompleteMessage.into()));
-                }
+            if self.utf8.as_mut().is_some_and(|v| v.finish().is_err()) {
+                return Poll::Ready(Err(ErrorKind::IncompleteMessage.into()));
             }
             self.send_buffered(true)?;
             self.finished = true;
@@ -694,11 +690,9 @@ impl<T: StreamingSocket + ?Sized> Sink<Bytes> for MessageWriter<'_, T> {
     fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
         let this = self.get_mut();
         // The whole item is taken: it may pass the fragment size by one item.
-        if let Some(check) = this.utf8.as_deref_mut() {
-            let (validator, scratch) = check;
-            scratch.clear();
+        if let Some(validator) = this.utf8.as_mut() {
             validator
-                .feed(&item, scratch)
+                .feed(&item, &mut Discard)
                 .map_err(|_| Error::new(ErrorKind::InvalidMessage))?;
         }
         this.buf.extend_from_slice(&item);
