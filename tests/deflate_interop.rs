@@ -1,5 +1,6 @@
 //! permessage-deflate against an independent implementation, the Python `websockets` package,
-//! in every context takeover mode and with windows below 15 bits.
+//! in every context takeover mode and with windows below 15 bits, and streamed messages
+//! (compressed as one stream across fragments) both ways.
 //!
 //! `.ci/run` installs the package and sets `TOWER_WS_REQUIRE_PYTHON=1`, which turns a missing
 //! package into a failure; elsewhere the test is skipped with a loud notice.
@@ -40,7 +41,11 @@ fn python_websockets_available() -> bool {
 }
 
 async fn run_peer(addr: std::net::SocketAddr, params: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/deflate_peer.py");
+    run_script("deflate_peer.py", addr, params).await
+}
+
+async fn run_script(name: &str, addr: std::net::SocketAddr, params: &[&str]) -> String {
+    let script = format!("{}/tests/python/{name}", env!("CARGO_MANIFEST_DIR"));
     let url = format!("ws://{addr}/");
     let mut cmd = tokio::process::Command::new("python3");
     cmd.arg(script).arg(&url).args(params).kill_on_drop(true);
@@ -51,7 +56,7 @@ async fn run_peer(addr: std::net::SocketAddr, params: &[&str]) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "python peer failed with {params:?}: {stdout}{}",
+        "python peer {name} failed with {params:?}: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
@@ -120,4 +125,41 @@ async fn round_trips_with_python_websockets_in_every_mode() {
             && agreed.contains("server_max_window_bits=12"),
         "{agreed}"
     );
+}
+
+/// Echoes each message fragment by fragment as it arrives (`tower_ws::streaming`).
+async fn streaming_echo(ws: UpgradedWebSocket) {
+    use tower_ws::streaming::Incoming;
+    let (mut tx, mut rx) = ws.split();
+    while let Some(Ok(incoming)) = rx.recv_streaming().await {
+        let Incoming::Data(mut message) = incoming else {
+            continue;
+        };
+        let mut echo = tx.send_streaming(message.kind()).fragment_size(1 << 20);
+        while let Some(Ok(chunk)) = message.next_chunk().await {
+            if echo.send_chunk(chunk).await.is_err() {
+                return;
+            }
+        }
+        if echo.finish().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A message sent by Python in 1 MiB fragments, compressed as one DEFLATE stream, is inflated
+/// piece by piece and echoed as fragments compressed as one stream, past every message limit.
+#[tokio::test]
+async fn streamed_messages_round_trip_with_python_websockets() {
+    if !python_websockets_available() {
+        return;
+    }
+    let config = Config::default()
+        .max_message_size(Some(1 << 20))
+        .deflate(Some(DeflateConfig::default()));
+    let addr = serve(config, streaming_echo).await;
+    for params in [&["32", "deflate"][..], &["8", "deflate", "text"], &["8"]] {
+        let out = run_script("stream_peer.py", addr, params).await;
+        assert!(out.starts_with(&format!("ok {} MiB", params[0])), "{out}");
+    }
 }
