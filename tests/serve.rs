@@ -87,3 +87,44 @@ async fn serve_drops_a_client_trickling_its_headers() {
     within(tcp.read_to_end(&mut rest)).await.unwrap();
     server.abort();
 }
+
+/// A hand-made client reads the `101` head and, in the same read, the server's first message:
+/// `from_partially_read` takes those bytes, so the message is not lost (with `from_raw` it was).
+#[tokio::test]
+async fn a_client_built_from_a_partial_read_keeps_the_servers_first_message() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower_ws::{Message, Role, WebSocket};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(
+        tower_ws::serve(listener, |mut ws: UpgradedWebSocket, _parts| async move {
+            let _ = ws.send(Message::text("welcome")).await;
+            while let Some(Ok(_)) = ws.recv().await {}
+        })
+        .config(Config::default().origin(OriginPolicy::Any))
+        .into_future(),
+    );
+    let mut tcp = within(tokio::net::TcpStream::connect(addr)).await.unwrap();
+    tcp.write_all(doors::upgrade_request("/", "").as_bytes())
+        .await
+        .unwrap();
+    // Read until the head is complete and the first frame is in too.
+    let mut buf = Vec::new();
+    let head_end = loop {
+        let mut chunk = [0u8; 1024];
+        let n = within(tcp.read(&mut chunk)).await.unwrap();
+        assert!(n > 0, "closed early");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if buf.len() > end + 4 + 2 {
+                break end + 4;
+            }
+        }
+    };
+    assert!(buf.starts_with(b"HTTP/1.1 101"));
+    let mut ws =
+        WebSocket::from_partially_read(tcp, &buf[head_end..], Role::Client, &Config::default());
+    let first = within(ws.next()).await.unwrap().unwrap();
+    assert_eq!(first, Message::text("welcome"));
+    server.abort();
+}

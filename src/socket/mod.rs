@@ -112,6 +112,35 @@ impl<S> WebSocket<S> {
         Self::with_negotiated(io, role, config.socket(), Negotiated::default())
     }
 
+    /// [`from_raw`](WebSocket::from_raw) for a connection some of whose WebSocket bytes were
+    /// already read with the handshake: `read` holds what came after the handshake's end (a
+    /// client that reads the `101` response in chunks may have read the server's first frames
+    /// too). They are decoded before anything new is read from `io`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use tower_ws::{Config, Message, Role, WebSocket};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// // A client read the 101 response and, in the same read, the server's first message.
+    /// let response = b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x02hi";
+    /// let head_end = 4 + response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    /// let (io, _server) = tokio::io::duplex(1024);
+    /// let mut ws = WebSocket::from_partially_read(io, &response[head_end..], Role::Client, &Config::default());
+    /// assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hi"));
+    /// # }
+    /// ```
+    pub fn from_partially_read(io: S, read: &[u8], role: Role, config: &Config) -> Self {
+        let mut ws = Self::from_raw(io, role, config);
+        if !read.is_empty() {
+            ws.core.read.reserve(read.len(), usize::MAX);
+            ws.core.read.buf.extend_from_slice(read);
+        }
+        ws
+    }
+
     pub(crate) fn with_negotiated(
         io: S,
         role: Role,
