@@ -57,7 +57,9 @@ use wake::{Fanout, Side};
 /// A WebSocket connection.
 ///
 /// Receive with [`recv`](WebSocket::recv) or as a [`Stream`]; send with
-/// [`send`](WebSocket::send) or as a [`Sink`]. The connection answers pings, echoes close
+/// [`send`](WebSocket::send) or as a [`Sink`]; or stream a message in or out without holding it
+/// whole ([`recv_streaming`](WebSocket::recv_streaming),
+/// [`send_streaming`](WebSocket::send_streaming)). The connection answers pings, echoes close
 /// frames and fails the connection with the right close code on protocol violations by itself,
 /// as long as the stream is polled.
 ///
@@ -84,6 +86,9 @@ use wake::{Fanout, Side};
 /// }
 /// # let _ = greet::<tokio::io::DuplexStream>;
 /// ```
+///
+/// [`Stream`]: https://docs.rs/futures-core/0.3/futures_core/stream/trait.Stream.html
+/// [`Sink`]: https://docs.rs/futures-sink/0.3/futures_sink/trait.Sink.html
 pub struct WebSocket<S> {
     io: S,
     core: Core,
