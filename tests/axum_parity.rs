@@ -3,7 +3,7 @@
 //! and nothing else changes. `beyond_axum` covers where tower-ws is stricter, HTTP/2, and
 //! settings from a `WebSocketLayer` in front.
 
-mod doors;
+mod support;
 
 macro_rules! parity {
     ($name:ident, $($use:item)*) => {
@@ -19,7 +19,7 @@ macro_rules! parity {
             use futures_util::{Sink, SinkExt, Stream, StreamExt};
             use tokio_tungstenite::tungstenite;
 
-            use crate::doors::{raw_response, within};
+            use crate::support::{raw_response, within};
 
             async fn echo(ws: WebSocketUpgrade) -> Response {
                 assert_eq!(ws.requested_protocols().count(), 2);
@@ -267,7 +267,7 @@ mod beyond_axum {
     use tower_ws::axum::{Message, WebSocketUpgrade};
     use tower_ws::{Config, OriginPolicy, Shutdown, WebSocketLayer};
 
-    use crate::doors::{connect_h2, raw_response, serve, upgrade_request, within};
+    use crate::support::{connect_h2, raw_response, serve_service, upgrade_request, within};
 
     async fn echo(ws: WebSocketUpgrade) -> Response {
         ws.on_upgrade(|mut socket| async move {
@@ -285,7 +285,7 @@ mod beyond_axum {
 
     #[tokio::test]
     async fn refusals_are_stricter_than_axum_and_say_why() {
-        let addr = serve(app(), false).await;
+        let addr = serve_service(app(), false).await;
         let cases: [(&str, String, u16, &[&str]); 5] = [
             (
                 "version 8",
@@ -348,7 +348,7 @@ mod beyond_axum {
                     .max_message_size(Some(16)),
             )
             .shutdown(&shutdown);
-        let addr = serve(app().layer(layer), false).await;
+        let addr = serve_service(app().layer(layer), false).await;
         // Origin policy from the layer: any origin.
         let (got, text) = raw_response(
             addr,
@@ -489,7 +489,7 @@ mod beyond_axum {
                 while let Some(Ok(_)) = socket.recv().await {}
             })
         }
-        let addr = serve(Router::new().route("/ws", any(proto)), true).await;
+        let addr = serve_service(Router::new().route("/ws", any(proto)), true).await;
         let (status, protocol, ws) = connect_h2(addr, "/ws", Some("p")).await;
         assert_eq!(status, 200);
         assert_eq!(protocol.as_deref(), Some("p"));

@@ -1,16 +1,16 @@
 //! `WebSocketLayer`: pass-through, rejections, upgrades over HTTP/1.1 and HTTP/2, tower-http.
 
-mod doors;
+mod support;
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use doors::{connect_h2, raw_exchange, raw_response, serve, upgrade_request, within};
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use support::{connect_h2, raw_exchange, raw_response, serve_service, upgrade_request, within};
 use tokio_tungstenite::tungstenite;
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 use tower_ws::handshake::HandshakeErrorKind;
@@ -62,8 +62,8 @@ fn echo_layer() -> WebSocketLayer<
 
 #[tokio::test]
 async fn layer_passes_non_upgrade_traffic_through_byte_for_byte() {
-    let plain = serve(service_fn(app), false).await;
-    let layered = serve(echo_layer().layer(service_fn(app)), false).await;
+    let plain = serve_service(service_fn(app), false).await;
+    let layered = serve_service(echo_layer().layer(service_fn(app)), false).await;
     let requests = [
         "GET /a?b=c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
         "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n\x00\x01\x7e\x7fz".to_owned(),
@@ -89,7 +89,7 @@ async fn layer_passes_non_upgrade_traffic_through_byte_for_byte() {
 async fn layer_rejects_each_bad_handshake_with_its_status() {
     let layer =
         echo_layer().config(Config::default().origin(OriginPolicy::allow(["http://good.example"])));
-    let addr = serve(layer.layer(service_fn(app)), false).await;
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
     let cases: [(&str, String, u16, &[&str]); 6] = [
         (
             "version 8",
@@ -159,7 +159,7 @@ async fn layer_rejection_is_pluggable() {
         };
         res
     });
-    let addr = serve(layer.layer(service_fn(app)), false).await;
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
     let (status, text) = raw_response(
         addr,
         &upgrade_request("/", "").replace("Version: 13", "Version: 7"),
@@ -199,7 +199,7 @@ async fn layer_upgrades_http1_and_hands_the_handler_protocol_and_path() {
                 echo(ws, parts).await;
             },
         );
-    let addr = serve(layer.layer(service_fn(app)), false).await;
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
     let mut req =
         tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{addr}/room/7"))
             .unwrap();
@@ -226,7 +226,7 @@ async fn layer_upgrades_http2_extended_connect() {
     let layer = WebSocketLayer::new()
         .config(Config::default().protocols(["echo"]))
         .on_upgrade(|ws: UpgradedWebSocket, parts: http::request::Parts| echo(ws, parts));
-    let addr = serve(layer.layer(service_fn(app)), true).await;
+    let addr = serve_service(layer.layer(service_fn(app)), true).await;
     let (status, protocol, ws) = connect_h2(addr, "/ws", Some("other, echo")).await;
     assert_eq!(status, 200);
     assert_eq!(protocol.as_deref(), Some("echo"));
@@ -249,7 +249,7 @@ async fn layer_composes_with_tower_http_trace_and_timeout() {
         ))
         .layer(echo_layer())
         .service_fn(app);
-    let addr = serve(service, false).await;
+    let addr = serve_service(service, false).await;
     let (status, _) = raw_response(
         addr,
         "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -279,7 +279,7 @@ async fn layer_survives_a_panicking_handler() {
             echo(ws, parts).await;
         },
     );
-    let addr = serve(layer.layer(service_fn(app)), false).await;
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
     let (mut good, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/ok")))
         .await
         .unwrap();
@@ -314,7 +314,7 @@ async fn layer_survives_a_panicking_handler() {
 #[tokio::test]
 async fn layer_refuses_upgrades_with_503_while_shutting_down() {
     let shutdown = Shutdown::new();
-    let addr = serve(
+    let addr = serve_service(
         echo_layer().shutdown(&shutdown).layer(service_fn(app)),
         false,
     )
@@ -336,7 +336,7 @@ async fn layer_refuses_upgrades_with_503_while_shutting_down() {
 #[tokio::test]
 async fn layer_with_a_path_leaves_other_paths_to_the_app() {
     let layer = echo_layer().path("/ws");
-    let addr = serve(layer.layer(service_fn(app)), false).await;
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
 
     let (status, body) = raw_response(addr, &upgrade_request("/anything", "")).await;
     assert_eq!(status, 418, "the app answers other paths: {body}");
@@ -380,7 +380,7 @@ async fn layer_guard_refuses_with_its_response_and_hands_the_handler_its_extensi
                 let _ = ws.send(Message::text(format!("hello {user}"))).await;
             },
         );
-    let addr = serve(layer.layer(service_fn(app)), false).await;
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
 
     let (status, body) = raw_response(addr, &upgrade_request("/live/1", "")).await;
     assert_eq!(status, 401);

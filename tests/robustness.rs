@@ -2,6 +2,8 @@
 //! message intact over IO that returns short reads, short writes and `Pending` at random while
 //! the application cancels receives.
 
+mod support;
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -106,21 +108,6 @@ impl AsyncWrite for ChaosIo {
     }
 }
 
-fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [7, 1, 9, 3];
-    let mut out = vec![b0];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
-}
-
 #[tokio::test]
 async fn chaotic_io_and_cancelled_receives_lose_nothing() {
     for seed in 1..=40u64 {
@@ -130,17 +117,17 @@ async fn chaotic_io_and_cancelled_receives_lose_nothing() {
         for i in 0..20 {
             let text = format!("message {i} of seed {seed}: {}", "ü".repeat(rng.below(300)));
             if rng.below(2) == 0 {
-                input.extend(client_frame(0x81, text.as_bytes()));
+                input.extend(support::masked_frame(0x81, text.as_bytes()));
             } else {
                 let (a, b) = text.as_bytes().split_at(text.len() / 2);
-                input.extend(client_frame(0x01, a));
-                input.extend(client_frame(0x89, b"ping"));
+                input.extend(support::masked_frame(0x01, a));
+                input.extend(support::masked_frame(0x89, b"ping"));
                 expected.push(Message::Ping(bytes::Bytes::from_static(b"ping")));
-                input.extend(client_frame(0x80, b));
+                input.extend(support::masked_frame(0x80, b));
             }
             expected.push(Message::text(text));
         }
-        input.extend(client_frame(0x88, &1000u16.to_be_bytes()));
+        input.extend(support::masked_frame(0x88, &1000u16.to_be_bytes()));
         let io = ChaosIo {
             input,
             pos: 0,

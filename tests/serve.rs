@@ -1,11 +1,11 @@
 //! `tower_ws::serve`: the accept loop that takes only a handler.
 
-mod doors;
+mod support;
 
 use std::time::Duration;
 
-use doors::{raw_response, within};
 use futures_util::{SinkExt, StreamExt};
+use support::{raw_response, within};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite;
 use tower_ws::{Config, OriginPolicy, Shutdown, UpgradedWebSocket};
@@ -105,7 +105,7 @@ async fn a_client_built_from_a_partial_read_keeps_the_servers_first_message() {
         .into_future(),
     );
     let mut tcp = within(tokio::net::TcpStream::connect(addr)).await.unwrap();
-    tcp.write_all(doors::upgrade_request("/", "").as_bytes())
+    tcp.write_all(support::upgrade_request("/", "").as_bytes())
         .await
         .unwrap();
     // Read until the head is complete and the first frame is in too.

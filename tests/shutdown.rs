@@ -1,18 +1,18 @@
 //! Graceful shutdown: 1001 to every open socket, nothing queued lost, 503 for newcomers, and a
 //! deadline for peers that never answer.
 
-mod doors;
+mod support;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use doors::{raw_response, serve, upgrade_request, within};
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use support::{raw_response, serve_service, upgrade_request, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode};
@@ -54,7 +54,7 @@ async fn shutdown_sends_1001_to_every_open_socket_and_loses_no_queued_message() 
             },
         )
     };
-    let addr = serve(layer.layer(service_fn(app)), false).await;
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
     let mut clients = Vec::new();
     for _ in 0..SOCKETS {
         let (client, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/")))
@@ -113,7 +113,7 @@ async fn shutdown_gives_up_on_a_peer_that_never_answers_after_the_close_timeout(
         .on_upgrade(|mut ws: UpgradedWebSocket, _parts| async move {
             while let Some(Ok(_)) = ws.recv().await {}
         });
-    let addr = serve(layer.layer(service_fn(app)), false).await;
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
     // A client that completes the handshake and then never reads or answers.
     let mut tcp = within(tokio::net::TcpStream::connect(addr)).await.unwrap();
     tcp.write_all(upgrade_request("/", "").as_bytes())

@@ -42,6 +42,8 @@
 //! connection has its own time budget, the whole run a deadline (it then prints the stuck
 //! connections and fails), and a watchdog thread ends the process if even that does not return.
 
+mod support;
+
 use std::alloc::System;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -1318,28 +1320,6 @@ async fn stop_server(server: Server) {
 // Raw client: frames by hand, permessage-deflate with flate2
 // ---------------------------------------------------------------------------------------------
 
-/// Appends a masked client frame.
-fn masked_frame(key: [u8; 4], b0: u8, payload: &[u8], out: &mut Vec<u8>) {
-    out.push(b0);
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    for (i, b) in out[start..].iter_mut().enumerate() {
-        *b ^= key[i & 3];
-    }
-}
-
 /// One write for a raw client's pump: whole frames, and who waits for the result.
 type Outgoing = (Vec<u8>, Option<oneshot::Sender<Result<(), String>>>);
 
@@ -1360,7 +1340,7 @@ impl RawShared {
 
     fn frame(&self, b0: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(payload.len() + 14);
-        masked_frame(self.key(), b0, payload, &mut out);
+        support::append_masked_frame(self.key(), b0, payload, &mut out);
         out
     }
 
@@ -1762,10 +1742,10 @@ impl Tx {
                 for (i, piece) in pieces.iter().enumerate() {
                     let fin = if i == last { 0x80 } else { 0 };
                     let b0 = fin | if i == 0 { opcode | rsv1 } else { 0 };
-                    masked_frame(shared.key(), b0, piece, &mut out);
+                    support::append_masked_frame(shared.key(), b0, piece, &mut out);
                     if i == 0 {
                         if let Some(ping) = &ping_inside {
-                            masked_frame(shared.key(), 0x89, ping, &mut out);
+                            support::append_masked_frame(shared.key(), 0x89, ping, &mut out);
                         }
                     }
                 }
@@ -2185,7 +2165,12 @@ async fn write_side(
             let mut batch = Vec::with_capacity(32 * 110);
             for _ in 0..32 {
                 let index = state.pings.fetch_add(1, SeqCst);
-                masked_frame(tx.key(), 0x89, &ping_payload(index, true), &mut batch);
+                support::append_masked_frame(
+                    tx.key(),
+                    0x89,
+                    &ping_payload(index, true),
+                    &mut batch,
+                );
             }
             if progress.borrow().ended {
                 return WriterEnd::Done;

@@ -1,12 +1,12 @@
 //! `tower_ws::upgrade` over HTTP/2 (RFC 8441 extended CONNECT), with hyper's HTTP/2 client.
 
-mod doors;
+mod support;
 
 use std::convert::Infallible;
 
-use doors::{connect_h2, serve, within};
 use http::{Request, Response};
 use hyper::body::Incoming;
+use support::{connect_h2, serve_service, within};
 use tower::service_fn;
 use tower_ws::{Body, CloseCode, Config, Message};
 
@@ -30,7 +30,7 @@ async fn service(mut req: Request<Incoming>) -> Result<Response<Body>, Infallibl
 
 #[tokio::test]
 async fn upgrade_accepts_http2_extended_connect_with_200() {
-    let addr = serve(service_fn(service), true).await;
+    let addr = serve_service(service_fn(service), true).await;
     let (status, protocol, ws) = connect_h2(addr, "/", Some("v1")).await;
     assert_eq!(status, 200);
     assert_eq!(protocol.as_deref(), Some("v1"));
@@ -47,7 +47,7 @@ async fn upgrade_accepts_http2_extended_connect_with_200() {
 
 #[tokio::test]
 async fn upgrade_refuses_a_plain_http2_get_with_405() {
-    let addr = serve(service_fn(service), true).await;
+    let addr = serve_service(service_fn(service), true).await;
     let io = hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(addr).await.unwrap());
     let (mut send, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())

@@ -40,10 +40,6 @@ async fn violation(config: Config, bytes: Vec<u8>) -> (Option<u16>, Vec<ErrorKin
     (code, errors)
 }
 
-fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    support::masked_frame(b0, payload)
-}
-
 #[tokio::test]
 async fn each_violation_gets_its_close_code() {
     let small = Config::default()
@@ -60,105 +56,113 @@ async fn each_violation_gets_its_close_code() {
         (
             "RSV1 without extension",
             Config::default(),
-            frame(0xc1, b"x"),
+            support::masked_frame(0xc1, b"x"),
             1002,
             ErrorKind::ReservedBits,
         ),
         (
             "RSV2",
             Config::default(),
-            frame(0xa2, b"x"),
+            support::masked_frame(0xa2, b"x"),
             1002,
             ErrorKind::ReservedBits,
         ),
         (
             "reserved data opcode 3",
             Config::default(),
-            frame(0x83, b""),
+            support::masked_frame(0x83, b""),
             1002,
             ErrorKind::ReservedOpcode,
         ),
         (
             "reserved control opcode 0xB",
             Config::default(),
-            frame(0x8b, b""),
+            support::masked_frame(0x8b, b""),
             1002,
             ErrorKind::ReservedOpcode,
         ),
         (
             "fragmented ping",
             Config::default(),
-            frame(0x09, b"x"),
+            support::masked_frame(0x09, b"x"),
             1002,
             ErrorKind::BadControlFrame,
         ),
         (
             "ping over 125 bytes",
             Config::default(),
-            frame(0x89, &[0; 126]),
+            support::masked_frame(0x89, &[0; 126]),
             1002,
             ErrorKind::BadControlFrame,
         ),
         (
             "continuation without start",
             Config::default(),
-            frame(0x80, b"x"),
+            support::masked_frame(0x80, b"x"),
             1002,
             ErrorKind::BadFragmentation,
         ),
         (
             "new message inside a fragmented one",
             Config::default(),
-            [frame(0x01, b"a"), frame(0x81, b"b")].concat(),
+            [
+                support::masked_frame(0x01, b"a"),
+                support::masked_frame(0x81, b"b"),
+            ]
+            .concat(),
             1002,
             ErrorKind::BadFragmentation,
         ),
         (
             "1-byte close payload",
             Config::default(),
-            frame(0x88, b"\x03"),
+            support::masked_frame(0x88, b"\x03"),
             1002,
             ErrorKind::BadClosePayload,
         ),
         (
             "close code 1005",
             Config::default(),
-            frame(0x88, &1005u16.to_be_bytes()),
+            support::masked_frame(0x88, &1005u16.to_be_bytes()),
             1002,
             ErrorKind::BadClosePayload,
         ),
         (
             "close code 999",
             Config::default(),
-            frame(0x88, &999u16.to_be_bytes()),
+            support::masked_frame(0x88, &999u16.to_be_bytes()),
             1002,
             ErrorKind::BadClosePayload,
         ),
         (
             "close reason not UTF-8",
             Config::default(),
-            frame(0x88, b"\x03\xe8\xff"),
+            support::masked_frame(0x88, b"\x03\xe8\xff"),
             1007,
             ErrorKind::InvalidUtf8,
         ),
         (
             "text not UTF-8",
             Config::default(),
-            frame(0x81, b"ok \xc3\x28"),
+            support::masked_frame(0x81, b"ok \xc3\x28"),
             1007,
             ErrorKind::InvalidUtf8,
         ),
         (
             "text fragment not UTF-8",
             Config::default(),
-            [frame(0x01, b"ok"), frame(0x00, b"\xed\xa0\x80")].concat(),
+            [
+                support::masked_frame(0x01, b"ok"),
+                support::masked_frame(0x00, b"\xed\xa0\x80"),
+            ]
+            .concat(),
             1007,
             ErrorKind::InvalidUtf8,
         ),
         (
             "frame over max_frame_size",
             small.clone(),
-            frame(0x82, &[0; 1025]),
+            support::masked_frame(0x82, &[0; 1025]),
             1009,
             ErrorKind::FrameTooLarge,
         ),
@@ -166,9 +170,9 @@ async fn each_violation_gets_its_close_code() {
             "message over max_message_size",
             small.clone(),
             [
-                frame(0x02, &[0; 1024]),
-                frame(0x00, &[0; 1024]),
-                frame(0x80, &[0; 1]),
+                support::masked_frame(0x02, &[0; 1024]),
+                support::masked_frame(0x00, &[0; 1024]),
+                support::masked_frame(0x80, &[0; 1]),
             ]
             .concat(),
             1009,
@@ -195,7 +199,7 @@ async fn each_violation_gets_its_close_code() {
 async fn invalid_utf8_fails_before_the_frame_is_complete() {
     let (addr, seen) = recording_server(Config::default()).await;
     let mut client = RawClient::connect(addr).await;
-    let whole = frame(0x81, &[b"abc\xff".as_slice(), &[b'x'; 1000]].concat());
+    let whole = support::masked_frame(0x81, &[b"abc\xff".as_slice(), &[b'x'; 1000]].concat());
     // Only the header and the bad byte: the rest of the frame never comes.
     client.send_raw(&whole[..2 + 2 + 4 + 4]).await;
     assert_eq!(client.expect_close().await, Some(1007));
@@ -215,9 +219,9 @@ async fn messages_before_a_violation_are_delivered_first() {
     })
     .await;
     let mut client = RawClient::connect(addr).await;
-    let mut bytes = frame(0x81, b"one");
-    bytes.extend(frame(0x81, b"two"));
-    bytes.extend(frame(0x83, b""));
+    let mut bytes = support::masked_frame(0x81, b"one");
+    bytes.extend(support::masked_frame(0x81, b"two"));
+    bytes.extend(support::masked_frame(0x83, b""));
     client.send_raw(&bytes).await;
     assert_eq!(client.read_frame().await.unwrap().payload, b"one");
     assert_eq!(client.read_frame().await.unwrap().payload, b"two");

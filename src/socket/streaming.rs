@@ -518,7 +518,7 @@ impl<T: ?Sized> fmt::Debug for MessageReader<'_, T> {
 ///
 /// async fn send_file(
 ///     ws: &mut WebSocket<tokio::io::DuplexStream>,
-///     mut file: tokio::fs::File,
+///     mut file: impl tokio::io::AsyncRead + Unpin, // a tokio::fs::File, say
 /// ) -> std::io::Result<()> {
 ///     let mut message = ws.send_streaming(MessageKind::Binary);
 ///     tokio::io::copy(&mut file, &mut message).await?;

@@ -1,7 +1,14 @@
-//! Test support: a hyper server on 127.0.0.1 that hands each WebSocket to a handler, and a raw
-//! client that speaks frames byte by byte.
+//! Test support, one module for every test binary: a hyper server on 127.0.0.1 that hands each
+//! WebSocket to a handler, the front doors (any tower service over HTTP/1.1 or HTTP/2, raw HTTP,
+//! an RFC 8441 client; see [`doors`]), a raw client that speaks frames byte by byte, and the one
+//! client-frame builder ([`masked_frame`], [`append_masked_frame`]).
 
 #![allow(dead_code, unreachable_pub)]
+
+pub mod doors;
+
+#[allow(unused_imports)]
+pub use doors::{connect_h2, raw_exchange, raw_response, serve_service, upgrade_request};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -194,10 +201,17 @@ impl RawClient {
     }
 }
 
-/// A masked client frame.
+/// A masked client frame (a fixed key).
 pub fn masked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [0x12, 0x34, 0x56, 0x78];
-    let mut out = vec![b0];
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    append_masked_frame([0x12, 0x34, 0x56, 0x78], b0, payload, &mut out);
+    out
+}
+
+/// Appends a client frame masked with `key`: first byte `b0` (FIN, RSV, opcode), the length in
+/// its shortest form.
+pub fn append_masked_frame(key: [u8; 4], b0: u8, payload: &[u8], out: &mut Vec<u8>) {
+    out.push(b0);
     match payload.len() {
         n @ 0..=125 => out.push(0x80 | n as u8),
         n @ 126..=0xffff => {
@@ -210,8 +224,11 @@ pub fn masked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
+    let start = out.len();
+    out.extend_from_slice(payload);
+    for (i, b) in out[start..].iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
 }
 
 fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {

@@ -1,11 +1,7 @@
-//! Test support for the front doors: serve any tower service over HTTP/1.1 or HTTP/2 on
-//! 127.0.0.1, a raw HTTP/1.1 client, and an HTTP/2 WebSocket client (RFC 8441).
+//! The front doors: serve any tower service over HTTP/1.1 or HTTP/2 on 127.0.0.1, a raw
+//! HTTP/1.1 client, and an HTTP/2 WebSocket client (RFC 8441).
 
-#![allow(dead_code, unreachable_pub)]
-
-use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -17,19 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower_ws::{Config, Role, WebSocket};
 
-/// Every network step in these tests is bounded by this.
-pub const STEP: Duration = Duration::from_secs(10);
-
-/// Fails the test if `fut` takes longer than [`STEP`].
-pub async fn within<F: Future>(fut: F) -> F::Output {
-    tokio::time::timeout(STEP, fut)
-        .await
-        .expect("step timed out")
-}
+use super::{STEP, within};
 
 /// Serves `service` on 127.0.0.1 (any port): HTTP/1.1 with upgrades, or HTTP/2 with extended
 /// CONNECT enabled. No `Date` header, so responses can be compared byte for byte.
-pub async fn serve<S, B>(service: S, h2: bool) -> SocketAddr
+pub async fn serve_service<S, B>(service: S, h2: bool) -> SocketAddr
 where
     S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
