@@ -524,7 +524,7 @@ impl<T: ?Sized> fmt::Debug for MessageReader<'_, T> {
 ///     tokio::io::copy(&mut file, &mut message).await?;
 ///     message.shutdown().await // ends the message
 /// }
-/// # let _ = send_file;
+/// # let _ = send_file::<tokio::io::DuplexStream>;
 /// ```
 ///
 /// [`Bytes`]: https://docs.rs/bytes/1/bytes/struct.Bytes.html
