@@ -204,8 +204,16 @@ impl Deflater {
                 self.history.push(input, self.bits);
             }
         }
-        if fin && out.ends_with(&TAIL) {
-            out.truncate(out.len() - TAIL.len());
+        if fin {
+            if out.ends_with(&TAIL) {
+                out.truncate(out.len() - TAIL.len());
+            } else if out.is_empty() {
+                // Nothing to end the stream with (an empty last piece, the earlier ones already
+                // flushed): the receiver appends `00 00 ff ff` to complete an empty stored block
+                // whose header sits in the byte before it, so send that byte (RFC 7692
+                // §7.2.3.6 does the same for an empty message).
+                out.push(0);
+            }
         }
         self.mid_message = !fin;
         if fin && !self.takeover {
@@ -697,6 +705,24 @@ mod tests {
                 inflater.inflate(&whole, true, &mut out, 1 << 20).unwrap();
                 assert_eq!(out, b"fragmented text, whole");
             }
+        }
+    }
+
+    /// A message whose last fragment is empty (a writer finished after flushing) still ends
+    /// the stream so that the receiver's appended tail completes it; the next message decodes.
+    #[test]
+    fn an_empty_last_fragment_still_ends_the_stream_for_the_next_message() {
+        let a = agreed(true, 15);
+        let mut deflater = Deflater::new(&a, true);
+        let mut inflater = Inflater::new(&a, true);
+        for m in [&b"x0x0x0x0x0x0x0x0"[..], b"x1x1x1x1x1x1x1x1"] {
+            let f1 = deflater.compress_fragment(m, false);
+            let f2 = deflater.compress_fragment(&[], true);
+            assert_eq!(f2, [0], "the byte that holds an empty stored block's header");
+            let mut out = Vec::new();
+            inflater.inflate(&f1, false, &mut out, 1 << 20).unwrap();
+            inflater.inflate(&f2, true, &mut out, 1 << 20).unwrap();
+            assert_eq!(out, m);
         }
     }
 

@@ -2,10 +2,11 @@
 
 Usage: stream_peer.py URL MIB [deflate] [text]
 
-Connects (offering permessage-deflate with `deflate`), sends one message of MIB MiB in 1 MiB
+Connects (offering permessage-deflate with `deflate`), sends a message of MIB MiB in 1 MiB
 fragments (text with `text`, else binary; the bytes are a fixed pseudo-random pattern that
-compresses a little), reads the echo, and compares SHA-256 digests. Prints
-"ok MIB MiB sha256=..." and exits 0 when the echo matches, 1 otherwise.
+compresses a little), reads the echo, compares SHA-256 digests, then does the same with a
+short message (so that the compression context must carry over from a streamed message).
+Prints "ok MIB MiB sha256=..." and exits 0 when every echo matches, 1 otherwise.
 """
 
 import asyncio
@@ -57,6 +58,11 @@ async def main():
         await sender
         if size != mib * MIB or got.hexdigest() != sent.hexdigest():
             print(f"echo differs: {size} bytes, {got.hexdigest()} != {sent.hexdigest()}")
+            return 1
+        short = "after the stream" if text else b"after the stream"
+        await ws.send(short)
+        if await ws.recv() != short:
+            print("the message after the streamed one differs")
             return 1
         print(f"ok {mib} MiB sha256={got.hexdigest()[:16]}")
     return 0
