@@ -516,9 +516,10 @@ impl<T: ?Sized> fmt::Debug for MessageReader<'_, T> {
 /// use tower_ws::streaming::MessageKind;
 /// use tower_ws::WebSocket;
 ///
-/// async fn send_file(
+/// // `R` may be a `tokio::fs::File`.
+/// async fn send_file<R: tokio::io::AsyncRead + Unpin>(
 ///     ws: &mut WebSocket<tokio::io::DuplexStream>,
-///     mut file: impl tokio::io::AsyncRead + Unpin, // a tokio::fs::File, say
+///     mut file: R,
 /// ) -> std::io::Result<()> {
 ///     let mut message = ws.send_streaming(MessageKind::Binary);
 ///     tokio::io::copy(&mut file, &mut message).await?;
