@@ -718,7 +718,11 @@ mod tests {
         for m in [&b"x0x0x0x0x0x0x0x0"[..], b"x1x1x1x1x1x1x1x1"] {
             let f1 = deflater.compress_fragment(m, false);
             let f2 = deflater.compress_fragment(&[], true);
-            assert_eq!(f2, [0], "the byte that holds an empty stored block's header");
+            assert_eq!(
+                f2,
+                [0],
+                "the byte that holds an empty stored block's header"
+            );
             let mut out = Vec::new();
             inflater.inflate(&f1, false, &mut out, 1 << 20).unwrap();
             inflater.inflate(&f2, true, &mut out, 1 << 20).unwrap();
