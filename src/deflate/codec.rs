@@ -225,6 +225,16 @@ impl Deflater {
     }
 }
 
+/// With context takeover, gives a new (or reset) decompressor the window of what was received
+/// before: the sender may refer to those bytes.
+fn resume(d: &mut Decompress, takeover: bool, history: &History) -> Result<(), ErrorKind> {
+    if takeover && !history.bytes.is_empty() {
+        d.set_dictionary(&history.bytes)
+            .map_err(|_| ErrorKind::BadCompression)?;
+    }
+    Ok(())
+}
+
 /// Deflates `input` into `out` with a sync flush: everything is emitted, ending with the
 /// empty stored block `00 00 ff ff`.
 fn sync_flush(c: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
@@ -321,11 +331,7 @@ impl Inflater {
             Some(d) => d,
             None => {
                 let mut d = take_decompressor(bits);
-                if self.takeover && !self.history.bytes.is_empty() {
-                    // Resume the context: the sender may refer to these bytes.
-                    d.set_dictionary(&self.history.bytes)
-                        .map_err(|_| ErrorKind::BadCompression)?;
-                }
+                resume(&mut d, self.takeover, &self.history)?;
                 self.current.insert(d)
             }
         };
@@ -350,10 +356,7 @@ impl Inflater {
                 self.saved = out.len();
             }
             d.reset(false);
-            if self.takeover && !self.history.bytes.is_empty() {
-                d.set_dictionary(&self.history.bytes)
-                    .map_err(|_| ErrorKind::BadCompression)?;
-            }
+            resume(d, self.takeover, &self.history)?;
         }
         if fin {
             if self.takeover {
@@ -394,10 +397,7 @@ impl Inflater {
             Some(d) => d,
             None => {
                 let mut d = take_decompressor(bits);
-                if self.takeover && !self.history.bytes.is_empty() {
-                    d.set_dictionary(&self.history.bytes)
-                        .map_err(|_| ErrorKind::BadCompression)?;
-                }
+                resume(&mut d, self.takeover, &self.history)?;
                 self.current.insert(d)
             }
         };
@@ -424,12 +424,9 @@ impl Inflater {
                     self.history.push(&out[start_out..], bits);
                 }
                 d.reset(false);
-                if self.takeover
-                    && !self.history.bytes.is_empty()
-                    && d.set_dictionary(&self.history.bytes).is_err()
-                {
+                if let Err(e) = resume(d, self.takeover, &self.history) {
                     self.current = None;
-                    return Err(ErrorKind::BadCompression);
+                    return Err(e);
                 }
                 return Ok((input.len(), true));
             }
