@@ -97,6 +97,9 @@ mod config;
 pub mod deflate;
 mod error;
 pub mod handshake;
+#[cfg(feature = "hub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
+pub mod hub;
 mod message;
 mod proto;
 #[cfg(feature = "server")]

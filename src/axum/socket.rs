@@ -57,6 +57,11 @@ impl WebSocket {
         Self { inner }
     }
 
+    #[cfg(feature = "hub")]
+    pub(crate) fn inner_mut(&mut self) -> &mut UpgradedWebSocket {
+        &mut self.inner
+    }
+
     /// Receives another message; `None` once the connection has closed.
     ///
     /// # Cancel safety

@@ -141,6 +141,18 @@ impl Deflater {
         self.kept.is_some()
     }
 
+    /// Whether each message is compressed with the context of earlier ones.
+    #[cfg(feature = "hub")]
+    pub(crate) fn takes_over(&self) -> bool {
+        self.takeover
+    }
+
+    /// The compression level and window bits.
+    #[cfg(feature = "hub")]
+    pub(crate) fn params(&self) -> (u32, u8) {
+        (self.level, self.bits)
+    }
+
     /// Whether a message of this size is worth compressing.
     pub(crate) fn wants(&self, len: usize) -> bool {
         len >= self.threshold
@@ -223,6 +235,29 @@ impl Deflater {
         }
         out
     }
+}
+
+/// Compresses one whole message with no context (a fresh compressor of `level` and `bits`, as a
+/// sender with `no_context_takeover` would): the result refers to nothing sent before, so any
+/// receiver whose window is at least `1 << bits` inflates it, whatever it received earlier.
+/// Used for a message compressed once and sent to many connections.
+#[cfg(feature = "hub")]
+pub(crate) fn compress_alone(level: u32, bits: u8, input: &[u8]) -> Vec<u8> {
+    if input.is_empty() {
+        return vec![0];
+    }
+    let bits = bits.max(9);
+    let mut c = take_compressor(level, bits);
+    let mut out = Vec::with_capacity(input.len() / 2 + 64);
+    sync_flush(&mut c, input, &mut out);
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    }
+    if out.is_empty() {
+        out.push(0);
+    }
+    give_compressor(level, bits, c);
+    out
 }
 
 /// With context takeover, gives a new (or reset) decompressor the window of what was received

@@ -22,6 +22,8 @@
 mod codec;
 pub(crate) mod negotiate;
 
+#[cfg(feature = "hub")]
+pub(crate) use codec::compress_alone;
 pub(crate) use codec::{Deflater, Inflater};
 pub(crate) use negotiate::{Agreed, negotiate};
 

@@ -221,6 +221,17 @@ impl<K: MaskSource> Encoder<K> {
     }
 }
 
+/// One whole unmasked (server) frame, header and payload in one buffer: what a message
+/// prepared once for many connections is written as.
+#[cfg(feature = "hub")]
+pub(crate) fn server_frame(opcode: OpCode, rsv1: bool, payload: &[u8]) -> Bytes {
+    let head = header(opcode, true, rsv1, None, payload);
+    let mut frame = BytesMut::with_capacity(head.as_slice().len() + payload.len());
+    frame.extend_from_slice(head.as_slice());
+    frame.extend_from_slice(payload);
+    frame.freeze()
+}
+
 #[inline]
 fn header(
     opcode: OpCode,

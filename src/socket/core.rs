@@ -18,6 +18,8 @@ use crate::config::SocketConfig;
 use crate::deflate::{Deflater, Inflater};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::Negotiated;
+#[cfg(feature = "hub")]
+use crate::hub::{PreparedMessage, mailbox::Attachment};
 use crate::message::{CloseCode, CloseFrame, Message};
 use crate::proto::{self, Decoded, Decoder, Encoder, Limits, OpCode, Role, State};
 use crate::write_buf::{MAX_SLICES, WriteBuf};
@@ -55,6 +57,10 @@ pub(super) struct Core {
     pub(super) protocol: Option<Box<HeaderValue>>,
     /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
     pub(super) shutdown: Option<crate::signal::Watch>,
+    /// Attached to a hub: the queue of published messages this socket writes while polled.
+    /// Boxed: most sockets are not attached.
+    #[cfg(feature = "hub")]
+    pub(super) inbox: Option<Box<Attachment>>,
 }
 
 impl Core {
@@ -79,6 +85,8 @@ impl Core {
             owed_pong: None,
             protocol: negotiated.protocol.map(Box::new),
             shutdown: None,
+            #[cfg(feature = "hub")]
+            inbox: None,
         };
         #[cfg(feature = "deflate")]
         if let Some(agreed) = negotiated.deflate {
@@ -132,6 +140,8 @@ impl Core {
         let mut read_eof = false;
         loop {
             if self.state.is_ended() {
+                #[cfg(feature = "hub")]
+                self.detach();
                 return Poll::Ready(None);
             }
             if !self.state.close_queued()
@@ -185,7 +195,10 @@ impl Core {
                 self.state.end();
                 return Poll::Ready(Some(Err(ErrorKind::ConnectionReset.into())));
             }
-            // About to wait for the peer: write what is queued (pongs, fed messages) first.
+            // About to wait for the peer: write what is queued (pongs, fed messages, published
+            // messages) first.
+            #[cfg(feature = "hub")]
+            self.pull_deliveries();
             if self.has_output() {
                 match self.poll_write_out(io, cx) {
                     Poll::Ready(Err(e)) => {
@@ -716,13 +729,21 @@ impl Core {
     {
         loop {
             self.queue_owed_pong();
+            #[cfg(feature = "hub")]
+            self.pull_deliveries();
             if self.write.is_empty() {
                 break;
             }
             let n = if io.is_write_vectored() {
                 let mut slices = [IoSlice::new(&[]); MAX_SLICES];
                 let count = self.write.slices(&mut slices);
-                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?
+                if count == 1 {
+                    // One contiguous run: a plain write (a socket's `send`) is cheaper in the
+                    // kernel than a vectored one.
+                    ready!(Pin::new(&mut *io).poll_write(cx, &slices[0]))?
+                } else {
+                    ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?
+                }
             } else {
                 ready!(Pin::new(&mut *io).poll_write(cx, self.write.first_slice()))?
             };
@@ -735,6 +756,80 @@ impl Core {
         }
         self.write.shrink(KEEP_WRITE_CAPACITY);
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Delivery of what a hub published to this socket.
+#[cfg(feature = "hub")]
+impl Core {
+    /// How many published messages are taken from the mailbox at once.
+    const BATCH: usize = 32;
+
+    /// Moves published messages from the mailbox into the write queue, up to
+    /// `write_buffer_size` (the rest waits in the mailbox, under the hub's bounds and policy:
+    /// a subscriber that does not read does not grow this socket's queue). A subscriber the
+    /// hub found too slow is closed here with the policy's code.
+    pub(super) fn pull_deliveries(&mut self) {
+        let Some(inbox) = self.inbox.take() else {
+            return;
+        };
+        if !self.state.is_open() {
+            // Our close is queued (or the connection is over): nothing more goes out, and the
+            // membership ends (dropping `inbox`).
+            return;
+        }
+        let mut batch: [Option<PreparedMessage>; Self::BATCH] = Default::default();
+        loop {
+            let room = self.cfg.write_buffer_size.saturating_sub(self.write.len());
+            if room == 0 && !self.write.is_empty() {
+                break;
+            }
+            let (n, evict) = inbox.mailbox.take(&mut batch, room);
+            if let Some(code) = evict {
+                self.send_close(Some(&CloseFrame::new(code, "subscriber too slow")));
+                return;
+            }
+            for msg in batch[..n].iter_mut().filter_map(Option::take) {
+                self.deliver(&msg);
+            }
+            if n < Self::BATCH {
+                break;
+            }
+        }
+        self.inbox = Some(inbox);
+    }
+
+    /// Queues one published message: the shared frame (compressed once, when this socket
+    /// compresses without context), or encoded for this socket alone where its context
+    /// (compression with takeover, a client's masking) requires it.
+    fn deliver(&mut self, msg: &PreparedMessage) {
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self
+            .encoder
+            .deflater()
+            .filter(|d| d.wants(msg.payload_len()))
+        {
+            self.timers.mark_active();
+            if d.takes_over() || self.role == Role::Client {
+                self.encoder
+                    .data(msg.opcode(), msg.payload(), true, &mut self.write);
+            } else {
+                let (level, bits) = d.params();
+                self.write.push_payload(msg.compressed_frame(level, bits));
+            }
+            return;
+        }
+        if self.role == Role::Client {
+            self.encoder
+                .data(msg.opcode(), msg.payload(), false, &mut self.write);
+        } else {
+            self.write.push_payload(msg.frame());
+        }
+    }
+
+    /// Ends the membership: the socket leaves its topics and key.
+    pub(super) fn detach(&mut self) {
+        self.inbox = None;
     }
 }
 

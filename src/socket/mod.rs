@@ -159,6 +159,18 @@ impl<S> WebSocket<S> {
         }
     }
 
+    /// Attaches the socket to a hub's mailbox (made by `make` with the socket's waker), ending
+    /// any earlier attachment.
+    #[cfg(feature = "hub")]
+    pub(crate) fn attach_mailbox<R>(
+        &mut self,
+        make: impl FnOnce(std::task::Waker) -> (crate::hub::mailbox::Attachment, R),
+    ) -> R {
+        let (attachment, r) = make(self.wake.waker());
+        self.core.inbox = Some(Box::new(attachment));
+        r
+    }
+
     /// Closes with 1001 when `watch` fires (see [`Shutdown`](crate::Shutdown)).
     pub(crate) fn watch_shutdown(&mut self, watch: crate::signal::Watch) {
         self.core.shutdown = Some(watch);

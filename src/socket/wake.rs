@@ -94,6 +94,13 @@ impl Fanout {
         }
     }
 
+    /// The waker that wakes both tasks, for those outside the socket that make work for it
+    /// (a hub queuing a published message).
+    #[cfg(feature = "hub")]
+    pub(super) fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
     /// Wakes both tasks, so each polls again and sees what changed.
     pub(super) fn wake_all(&self) {
         self.waker.wake_by_ref();

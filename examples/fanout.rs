@@ -1,0 +1,138 @@
+//! A fan-out server: every message a publisher sends goes to every subscriber.
+//!
+//! ```text
+//! cargo run --release --example fanout --features hub -- --addr 127.0.0.1:9002
+//! ```
+//!
+//! Connections on `/sub` subscribe (what they send is ignored; pings and closes are
+//! answered); every text or binary message received on `/pub` is published, unchanged, to
+//! every subscriber connected at that moment, and not echoed to the publisher. Any other path
+//! echoes. One `Hub` topic, no task per subscriber: a publish queues the encoded frame for
+//! each subscriber, and each subscriber's socket writes its queue when it is next polled.
+//!
+//! `--deflate` accepts permessage-deflate with the hub's settings (the server compresses
+//! without context, so a message is compressed once for all subscribers). `--redis URL`
+//! (feature `redis`) joins the other nodes on that Redis server: a message published on any
+//! node reaches the subscribers of all.
+
+use std::net::SocketAddr;
+
+use tower_ws::hub::{Hub, PreparedMessage};
+use tower_ws::{Config, Message, OriginPolicy, UpgradedWebSocket};
+
+const TOPIC: &str = "all";
+
+struct Args {
+    addr: SocketAddr,
+    config: Config,
+    redis: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        addr: "127.0.0.1:9002".parse().expect("default address"),
+        config: Config::default()
+            .origin(OriginPolicy::Any)
+            .max_message_size(Some(16 << 20)),
+        redis: None,
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(arg) = argv.next() {
+        match arg.as_str() {
+            "--addr" => match argv.next().map(|v| v.parse()) {
+                Some(Ok(a)) => args.addr = a,
+                _ => exit_usage("--addr needs HOST:PORT"),
+            },
+            "--deflate" => args.config = with_deflate(args.config),
+            "--redis" => match argv.next() {
+                Some(url) => args.redis = Some(url),
+                None => exit_usage("--redis needs a URL"),
+            },
+            _ => exit_usage(&format!("unexpected argument {arg:?}")),
+        }
+    }
+    args
+}
+
+#[cfg(feature = "deflate")]
+fn with_deflate(config: Config) -> Config {
+    config.deflate(Some(Hub::deflate_config()))
+}
+
+#[cfg(not(feature = "deflate"))]
+fn with_deflate(_: Config) -> Config {
+    exit_usage("--deflate needs the `deflate` feature")
+}
+
+fn exit_usage(problem: &str) -> ! {
+    eprintln!("{problem}\nusage: fanout [--addr HOST:PORT] [--deflate] [--redis URL]");
+    std::process::exit(2)
+}
+
+#[cfg(feature = "redis")]
+async fn build_hub(redis: Option<String>) -> Hub {
+    use tower_ws::hub::backplane::RedisBackplane;
+    let Some(url) = redis else {
+        return Hub::new();
+    };
+    match RedisBackplane::connect(&url).await {
+        Ok(backplane) => Hub::builder().backplane(backplane).build(),
+        Err(e) => {
+            eprintln!("redis {url}: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+async fn build_hub(redis: Option<String>) -> Hub {
+    if redis.is_some() {
+        exit_usage("--redis needs the `redis` feature");
+    }
+    Hub::new()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let args = parse_args();
+    let hub = build_hub(args.redis).await;
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    tower_ws::serve(
+        listener,
+        move |ws: UpgradedWebSocket, parts: http::request::Parts| {
+            let hub = hub.clone();
+            async move {
+                match parts.uri.path() {
+                    "/sub" => subscriber(ws, &hub).await,
+                    "/pub" => publisher(ws, &hub).await,
+                    _ => echo(ws).await,
+                }
+            }
+        },
+    )
+    .config(args.config)
+    .await
+}
+
+/// Reads (and drops) what the subscriber sends; reading is what writes its deliveries.
+async fn subscriber(mut ws: UpgradedWebSocket, hub: &Hub) {
+    hub.attach(&mut ws).subscribe(TOPIC);
+    while let Some(Ok(_)) = ws.recv().await {}
+}
+
+async fn publisher(mut ws: UpgradedWebSocket, hub: &Hub) {
+    while let Some(Ok(msg)) = ws.recv().await {
+        if let Ok(msg) = PreparedMessage::try_from(msg) {
+            hub.publish(TOPIC, msg);
+        }
+    }
+}
+
+async fn echo(mut ws: UpgradedWebSocket) {
+    while let Some(Ok(msg)) = ws.recv().await {
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.send(msg).await.is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! A subscriber's queue of published messages: bounded in messages and bytes, with the hub's
+//! overflow policy, drained by the subscriber's socket while it is polled.
+//!
+//! This is the one part of the hub the socket knows: a leaf (like `crate::signal`), so the
+//! dependencies run one way (hub → socket → mailbox).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use super::prepared::PreparedMessage;
+use crate::message::CloseCode;
+
+/// What a subscriber's queue does when a message would take it past its bounds.
+///
+/// Whatever the choice, the publisher never waits and the other subscribers are not affected:
+/// the policy only decides which of the slow subscriber's own messages it loses.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::CloseCode;
+/// use tower_ws::hub::{Hub, Overflow};
+///
+/// // A live feed: a subscriber that falls behind is told to come back later (1013).
+/// let hub = Hub::builder()
+///     .queue_limits(256, 1 << 20)
+///     .overflow(Overflow::Close(CloseCode::TRY_AGAIN_LATER))
+///     .build();
+/// # drop(hub);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Drop the oldest queued messages to make room (the subscriber sees the most recent
+    /// state: dashboards, prices, positions).
+    DropOldest,
+    /// Drop the new message (the subscriber keeps what it had: logs, chat history).
+    DropNewest,
+    /// Close the subscriber's connection with this code, dropping what it had queued: 1008
+    /// (policy violation) or 1013 (try again later) are the usual ones. A code that may not be
+    /// sent in a close frame is replaced by 1008.
+    Close(CloseCode),
+}
+
+/// A subscriber's bounds: at most `messages` queued, and at most `bytes` of payload (a single
+/// message larger than `bytes` is still queued into an empty queue, so it can be delivered).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    pub(crate) messages: usize,
+    pub(crate) bytes: usize,
+    pub(crate) overflow: Overflow,
+}
+
+/// Counters the hub keeps for all its subscribers.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) queued: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) closed_slow: AtomicU64,
+}
+
+/// What [`Mailbox::push`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued (possibly after dropping older messages).
+    Queued,
+    /// Not queued: the queue was full and the policy drops new messages.
+    Dropped,
+    /// Not queued: the subscriber was closed for being slow (now, or earlier), or is gone.
+    Closed,
+}
+
+struct Queue {
+    items: VecDeque<PreparedMessage>,
+    bytes: usize,
+    /// The subscriber fell behind and is to be closed with this code.
+    evict: Option<CloseCode>,
+    /// The socket ended: nothing more is queued.
+    closed: bool,
+    dropped: u64,
+}
+
+/// One subscriber's queue, shared by the hub (which pushes) and the socket (which drains).
+pub(crate) struct Mailbox {
+    id: u64,
+    queue: Mutex<Queue>,
+    /// Wakes the socket (its waker fan-out: whichever task polls it).
+    waker: Waker,
+    bounds: Bounds,
+    counters: Arc<Counters>,
+    delivered: AtomicU64,
+    /// Whether the queue may hold something for the socket (messages or an eviction): set
+    /// under the lock by a push, cleared under the lock by a take that empties the queue.
+    /// Read without the lock, so that a socket polled with nothing for it takes no lock.
+    pending: AtomicBool,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailbox {
+    pub(crate) fn new(id: u64, bounds: Bounds, counters: Arc<Counters>, waker: Waker) -> Self {
+        Self {
+            id,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                bytes: 0,
+                evict: None,
+                closed: false,
+                dropped: 0,
+            }),
+            waker,
+            bounds,
+            counters,
+            delivered: AtomicU64::new(0),
+            pending: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding this lock leaves the queue consistent (every update is a
+        // single push or pop): carry on.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `msg` under the bounds and policy; wakes the socket when the queue was empty
+    /// (otherwise a wake-up is already on its way).
+    pub(crate) fn push(&self, msg: &PreparedMessage) -> Pushed {
+        let len = msg.payload_len();
+        let mut q = self.lock();
+        if q.closed || q.evict.is_some() {
+            return Pushed::Closed;
+        }
+        let over = |q: &Queue| {
+            !q.items.is_empty()
+                && (q.items.len() >= self.bounds.messages || q.bytes + len > self.bounds.bytes)
+        };
+        if over(&q) {
+            match self.bounds.overflow {
+                Overflow::DropOldest => {
+                    while over(&q) {
+                        let Some(old) = q.items.pop_front() else {
+                            break;
+                        };
+                        q.bytes -= old.payload_len();
+                        q.dropped += 1;
+                        self.counters.dropped.fetch_add(1, Relaxed);
+                    }
+                }
+                Overflow::DropNewest => {
+                    q.dropped += 1;
+                    drop(q);
+                    self.counters.dropped.fetch_add(1, Relaxed);
+                    return Pushed::Dropped;
+                }
+                Overflow::Close(code) => {
+                    let dropped = q.items.len() as u64 + 1;
+                    q.items.clear();
+                    q.bytes = 0;
+                    q.dropped += dropped;
+                    q.evict = Some(code);
+                    self.pending.store(true, Relaxed);
+                    drop(q);
+                    self.counters.dropped.fetch_add(dropped, Relaxed);
+                    self.counters.closed_slow.fetch_add(1, Relaxed);
+                    self.waker.wake_by_ref();
+                    return Pushed::Closed;
+                }
+            }
+        }
+        let was_empty = q.items.is_empty();
+        q.items.push_back(msg.clone());
+        q.bytes += len;
+        if was_empty {
+            self.pending.store(true, Relaxed);
+        }
+        drop(q);
+        if was_empty {
+            self.waker.wake_by_ref();
+        }
+        Pushed::Queued
+    }
+
+    /// Moves up to `out.len()` queued messages, and at most about `budget` payload bytes (at
+    /// least one), into `out`; returns how many, and the close code if the subscriber is to be
+    /// closed for being slow (then nothing is moved).
+    pub(crate) fn take(
+        &self,
+        out: &mut [Option<PreparedMessage>],
+        budget: usize,
+    ) -> (usize, Option<CloseCode>) {
+        // Relaxed is enough: a push that this load misses stores `true` before it wakes the
+        // socket, and the wake-up makes the socket poll (and look) again.
+        if !self.pending.load(Relaxed) {
+            return (0, None);
+        }
+        let mut q = self.lock();
+        if let Some(code) = q.evict {
+            return (0, Some(code));
+        }
+        let mut n = 0;
+        let mut taken = 0;
+        while n < out.len() && (n == 0 || taken < budget) {
+            let Some(msg) = q.items.pop_front() else {
+                break;
+            };
+            taken += msg.payload_len();
+            out[n] = Some(msg);
+            n += 1;
+        }
+        q.bytes -= taken;
+        if q.items.is_empty() {
+            self.pending.store(false, Relaxed);
+        }
+        drop(q);
+        self.delivered.fetch_add(n as u64, Relaxed);
+        (n, None)
+    }
+
+    /// The socket ended: drop what is queued and refuse more.
+    pub(crate) fn close(&self) {
+        let mut q = self.lock();
+        q.closed = true;
+        q.items.clear();
+        q.bytes = 0;
+    }
+
+    /// This subscriber's counters.
+    pub(crate) fn stats(&self) -> MailboxStats {
+        let q = self.lock();
+        MailboxStats {
+            queued: q.items.len(),
+            queued_bytes: q.bytes,
+            delivered: self.delivered.load(Relaxed),
+            dropped: q.dropped,
+            closed_as_slow: q.evict.is_some(),
+        }
+    }
+}
+
+/// A snapshot of one subscriber's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MailboxStats {
+    pub(crate) queued: usize,
+    pub(crate) queued_bytes: usize,
+    pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
+    pub(crate) closed_as_slow: bool,
+}
+
+/// Ends a socket's membership when the socket ends or is dropped.
+pub(crate) trait Detach: Send + Sync {
+    /// Removes `mailbox` from every topic, key and list it is in.
+    fn detach(&self, mailbox: &Mailbox);
+}
+
+/// A socket's link to its hub: the mailbox it drains, and who to tell when it ends.
+///
+/// `pub` in a crate-private module: it appears in the sealed trait that attaches sockets.
+#[allow(unreachable_pub, missing_debug_implementations)]
+pub struct Attachment {
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) owner: Arc<dyn Detach>,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.mailbox.close();
+        self.owner.detach(&self.mailbox);
+    }
+}

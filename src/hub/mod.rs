@@ -1,0 +1,876 @@
+//! Fan-out: one message to many connections, on one node or many.
+//!
+//! A [`Hub`] holds the sockets attached to it. A socket joins and leaves named topics, may be
+//! registered under an application key (a user id: one user, several tabs and devices), and
+//! receives what is published to its topics, to its key, or to everyone:
+//!
+//! - A message is encoded once ([`PreparedMessage`]) and queued for each subscriber as a
+//!   reference-counted frame: no copy, no second encoding, no compression per subscriber
+//!   (see [`PreparedMessage`] for what permessage-deflate allows).
+//! - Delivery needs no task per subscriber. An attached socket drains its queue whenever it is
+//!   polled, and a publish wakes it; many queued messages go out in one (vectored) write. The
+//!   application's usual loop over `socket.next()` (or `recv()`) is all it takes.
+//! - Each subscriber's queue is bounded, in messages and bytes; when a subscriber falls
+//!   behind, the hub's [`Overflow`] policy applies to that subscriber only. Publishing never
+//!   waits, so a slow subscriber never slows the publisher or the others. [`Hub::stats`] and
+//!   [`Member::stats`] count what was queued, dropped and closed.
+//! - With a [`Backplane`](backplane::Backplane), publishes reach the subscribers on every
+//!   node (Redis pub/sub with the `redis` feature).
+//!
+//! A socket's membership ends when the socket ends (its close handshake, an error) or is
+//! dropped: it leaves every topic and its key.
+//!
+//! # Examples
+//!
+//! A chat room on axum-free hyper (`tower_ws::serve`): every message a member sends goes to
+//! the others in the room.
+//!
+//! ```no_run
+//! use tower_ws::hub::Hub;
+//! use tower_ws::{Message, UpgradedWebSocket};
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let hub = Hub::new();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! tower_ws::serve(listener, move |mut ws: UpgradedWebSocket, _parts| {
+//!     let hub = hub.clone();
+//!     async move {
+//!         let me = hub.attach(&mut ws);
+//!         me.subscribe("lobby");
+//!         while let Some(Ok(msg)) = ws.recv().await {
+//!             if let Message::Text(text) = msg {
+//!                 me.publish("lobby", text); // to everyone in the lobby but me
+//!             }
+//!         }
+//!     }
+//! })
+//! .await
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+pub mod backplane;
+pub(crate) mod mailbox;
+mod prepared;
+mod topics;
+
+pub use mailbox::Overflow;
+pub use prepared::PreparedMessage;
+
+use backplane::{Backplane, Inbound};
+use mailbox::{Attachment, Bounds, Counters, Detach, Mailbox};
+use topics::Subscribers;
+
+/// A subscriber's queue holds at most this many messages by default.
+const DEFAULT_QUEUE_MESSAGES: usize = 1024;
+/// ... and at most this many payload bytes.
+const DEFAULT_QUEUE_BYTES: usize = 4 << 20;
+/// The backplane channel of messages for everyone.
+const EVERYONE: &str = "*";
+
+/// The fan-out hub: topics, a registry of connections by application key, and the sockets
+/// attached to it. Cloning is cheap and shares the hub.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::hub::Hub;
+///
+/// let hub = Hub::new();
+/// assert_eq!(hub.publish("prices", "EURUSD 1.0842"), 0); // no subscribers yet
+/// assert_eq!(hub.len(), 0);
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+/// What a hub's clones share.
+pub(crate) struct Shared {
+    /// This node's id in the payloads it sends over the backplane.
+    node: [u8; 16],
+    next_id: AtomicU64,
+    bounds: Bounds,
+    counters: Arc<Counters>,
+    published: AtomicU64,
+    remote: AtomicU64,
+    everyone: RwLock<Subscribers>,
+    topics: RwLock<HashMap<Box<str>, Subscribers>>,
+    keys: RwLock<HashMap<Box<str>, Subscribers>>,
+    /// Each attached socket's topics and key, to leave them when it ends.
+    members: Mutex<HashMap<u64, Membership>>,
+    backplane: Option<Box<dyn Backplane>>,
+}
+
+#[derive(Default)]
+struct Membership {
+    topics: Vec<Box<str>>,
+    key: Option<Box<str>>,
+}
+
+/// Builds a [`Hub`] with non-default bounds, policy or backplane.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::hub::{Hub, Overflow};
+///
+/// let hub = Hub::builder()
+///     .queue_limits(64, 256 << 10)
+///     .overflow(Overflow::DropOldest)
+///     .build();
+/// # drop(hub);
+/// ```
+#[must_use]
+pub struct HubBuilder {
+    bounds: Bounds,
+    backplane: Option<Box<dyn Backplane>>,
+}
+
+impl fmt::Debug for HubBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubBuilder")
+            .field("bounds", &self.bounds)
+            .field("backplane", &self.backplane.is_some())
+            .finish()
+    }
+}
+
+impl HubBuilder {
+    /// Each subscriber queues at most `messages` messages and `bytes` payload bytes (a single
+    /// larger message still goes into an empty queue). Defaults: 1024 messages, 4 MiB. At
+    /// least one message is allowed.
+    ///
+    /// Memory: the queue holds references to shared messages, so its bytes are shared with
+    /// every other subscriber of the same messages; `bytes` bounds what one slow subscriber
+    /// keeps alive.
+    pub fn queue_limits(mut self, messages: usize, bytes: usize) -> Self {
+        self.bounds.messages = messages.max(1);
+        self.bounds.bytes = bytes;
+        self
+    }
+
+    /// What happens to a subscriber whose queue is full (default:
+    /// [`Overflow::DropOldest`]).
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.bounds.overflow = match overflow {
+            Overflow::Close(code) if !code.is_sendable() => {
+                Overflow::Close(crate::CloseCode::POLICY_VIOLATION)
+            }
+            other => other,
+        };
+        self
+    }
+
+    /// Connects the hub to other nodes through `backplane` (see [`backplane`]).
+    pub fn backplane(mut self, backplane: impl Backplane) -> Self {
+        self.backplane = Some(Box::new(backplane));
+        self
+    }
+
+    /// The hub. With a backplane, the backplane is started here.
+    pub fn build(self) -> Hub {
+        let mut node = [0u8; 16];
+        // A node id only tells a node's own messages apart from others': a clock fallback is
+        // enough if the OS cannot give random bytes.
+        if getrandom::fill(&mut node).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            node = t.to_le_bytes();
+        }
+        let shared = Arc::new(Shared {
+            node,
+            next_id: AtomicU64::new(1),
+            bounds: self.bounds,
+            counters: Arc::default(),
+            published: AtomicU64::new(0),
+            remote: AtomicU64::new(0),
+            everyone: RwLock::default(),
+            topics: RwLock::default(),
+            keys: RwLock::default(),
+            members: Mutex::default(),
+            backplane: self.backplane,
+        });
+        if let Some(b) = &shared.backplane {
+            b.start(Inbound {
+                hub: Arc::downgrade(&shared),
+            });
+        }
+        Hub { shared }
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("attached", &self.len())
+            .field("bounds", &self.shared.bounds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub alone (no other nodes), with the default bounds and policy.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for bounds, policy and backplane.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = tower_ws::hub::Hub::builder().queue_limits(100, 1 << 20).build();
+    /// # drop(hub);
+    /// ```
+    pub fn builder() -> HubBuilder {
+        HubBuilder {
+            bounds: Bounds {
+                messages: DEFAULT_QUEUE_MESSAGES,
+                bytes: DEFAULT_QUEUE_BYTES,
+                overflow: Overflow::DropOldest,
+            },
+            backplane: None,
+        }
+    }
+
+    /// The permessage-deflate settings that make fan-out cheap: the server compresses each
+    /// message without context (`server_no_context_takeover`), so a published message is
+    /// compressed once and the same frame goes to every subscriber (see
+    /// [`PreparedMessage`]). Clients keep their context (better compression of what they
+    /// send). Give it to [`Config::deflate`](crate::Config::deflate) on the hub's routes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::Config;
+    /// use tower_ws::hub::Hub;
+    ///
+    /// let config = Config::default().deflate(Some(Hub::deflate_config()));
+    /// # drop(config);
+    /// ```
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+    pub fn deflate_config() -> crate::DeflateConfig {
+        crate::DeflateConfig::default().server_no_context_takeover(true)
+    }
+
+    /// Attaches a socket: from now on, while it is polled, the socket writes what is
+    /// published to its topics, its key and everyone. Returns the handle to subscribe and
+    /// publish with. Attach before splitting the socket; attaching it again (to this hub or
+    /// another) ends its earlier membership.
+    ///
+    /// The membership ends when the socket ends (close handshake, error) or is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::hub::Hub;
+    /// use tower_ws::{Config, Role, WebSocket};
+    ///
+    /// let hub = Hub::new();
+    /// let (io, _peer) = tokio::io::duplex(1024);
+    /// let mut ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+    /// let me = hub.attach(&mut ws);
+    /// me.subscribe("news");
+    /// assert_eq!(hub.subscribers("news"), 1);
+    /// drop(ws);
+    /// assert_eq!(hub.subscribers("news"), 0);
+    /// ```
+    pub fn attach<T: Attach>(&self, socket: &mut T) -> Member {
+        let id = self.shared.next_id.fetch_add(1, Relaxed);
+        let shared = &self.shared;
+        let mailbox = sealed::Sealed::attach_with(socket, |waker| {
+            let mailbox = Arc::new(Mailbox::new(
+                id,
+                shared.bounds,
+                shared.counters.clone(),
+                waker,
+            ));
+            let attachment = Attachment {
+                mailbox: mailbox.clone(),
+                owner: shared.clone(),
+            };
+            (attachment, mailbox)
+        });
+        lock(&shared.members).insert(id, Membership::default());
+        let first = {
+            let mut everyone = write(&shared.everyone);
+            everyone.insert(&mailbox);
+            everyone.len() == 1
+        };
+        if first {
+            shared.listen(EVERYONE);
+        }
+        Member {
+            hub: self.clone(),
+            mailbox,
+        }
+    }
+
+    /// Publishes to every subscriber of `topic`, on every node; returns how many subscribers
+    /// on this node queued it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::hub::{Hub, PreparedMessage};
+    ///
+    /// let hub = Hub::new();
+    /// let msg = PreparedMessage::text("price update");
+    /// hub.publish("prices", &msg); // encoded once, whatever the number of subscribers
+    /// ```
+    pub fn publish(&self, topic: &str, msg: impl Into<PreparedMessage>) -> usize {
+        self.shared.publish(Target::Topic(topic), &msg.into(), None)
+    }
+
+    /// Publishes to every attached socket, on every node; returns how many on this node
+    /// queued it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = tower_ws::hub::Hub::new();
+    /// hub.broadcast("server restarting in 5 minutes");
+    /// ```
+    pub fn broadcast(&self, msg: impl Into<PreparedMessage>) -> usize {
+        self.shared.publish(Target::Everyone, &msg.into(), None)
+    }
+
+    /// Sends to every connection registered under `key` (see [`Member::register`]), on every
+    /// node; returns how many on this node queued it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = tower_ws::hub::Hub::new();
+    /// hub.send_to("user-42", "you have mail"); // every tab and device of user 42
+    /// ```
+    pub fn send_to(&self, key: &str, msg: impl Into<PreparedMessage>) -> usize {
+        self.shared.publish(Target::Key(key), &msg.into(), None)
+    }
+
+    /// How many sockets on this node are registered under `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tower_ws::hub::Hub::new().connections("user-42"), 0);
+    /// ```
+    pub fn connections(&self, key: &str) -> usize {
+        read(&self.shared.keys).get(key).map_or(0, Subscribers::len)
+    }
+
+    /// The keys registered on this node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tower_ws::hub::Hub::new().keys().is_empty());
+    /// ```
+    pub fn keys(&self) -> Vec<String> {
+        read(&self.shared.keys)
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    /// How many sockets on this node subscribe to `topic`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tower_ws::hub::Hub::new().subscribers("news"), 0);
+    /// ```
+    pub fn subscribers(&self, topic: &str) -> usize {
+        read(&self.shared.topics)
+            .get(topic)
+            .map_or(0, Subscribers::len)
+    }
+
+    /// The topics with subscribers on this node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tower_ws::hub::Hub::new().topics().is_empty());
+    /// ```
+    pub fn topics(&self) -> Vec<String> {
+        read(&self.shared.topics)
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    /// How many sockets are attached to this node's hub.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tower_ws::hub::Hub::new().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        read(&self.shared.everyone).len()
+    }
+
+    /// Whether no socket is attached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tower_ws::hub::Hub::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The hub's counters so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = tower_ws::hub::Hub::new();
+    /// hub.publish("news", "hi");
+    /// assert_eq!(hub.stats().published, 1);
+    /// assert_eq!(hub.stats().queued, 0);
+    /// ```
+    pub fn stats(&self) -> HubStats {
+        let c = &self.shared.counters;
+        HubStats {
+            published: self.shared.published.load(Relaxed),
+            received_from_nodes: self.shared.remote.load(Relaxed),
+            queued: c.queued.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            closed_as_slow: c.closed_slow.load(Relaxed),
+        }
+    }
+}
+
+/// A hub's counters, totals since it was built.
+///
+/// # Examples
+///
+/// ```
+/// let stats = tower_ws::hub::Hub::new().stats();
+/// assert_eq!(stats.dropped, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Messages published on this node (by `publish`, `broadcast`, `send_to` and members).
+    pub published: u64,
+    /// Messages received from other nodes through the backplane.
+    pub received_from_nodes: u64,
+    /// Deliveries queued for this node's subscribers (one message to 100 subscribers is 100).
+    pub queued: u64,
+    /// Deliveries dropped by the overflow policy (including the queues of subscribers closed
+    /// for being slow).
+    pub dropped: u64,
+    /// Subscribers closed for being slow ([`Overflow::Close`]).
+    pub closed_as_slow: u64,
+}
+
+/// One subscriber's counters.
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::hub::Hub;
+/// use tower_ws::{Config, Role, WebSocket};
+///
+/// let hub = Hub::new();
+/// let (io, _peer) = tokio::io::duplex(1024);
+/// let mut ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+/// let me = hub.attach(&mut ws);
+/// assert_eq!(me.stats().queued, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberStats {
+    /// Messages queued and not yet taken by the socket.
+    pub queued: usize,
+    /// Their payload bytes.
+    pub queued_bytes: usize,
+    /// Messages the socket took from its queue (written, or being written).
+    pub delivered: u64,
+    /// Messages this subscriber lost to the overflow policy.
+    pub dropped: u64,
+    /// Whether it was closed for being slow.
+    pub closed_as_slow: bool,
+}
+
+/// A socket's membership in a [`Hub`]: join and leave topics, register under a key, publish
+/// to the others. Cloning is cheap; every clone refers to the same socket.
+///
+/// After the socket ends, the calls do nothing (and `subscribe` returns `false`).
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::hub::Hub;
+/// use tower_ws::{Config, Role, WebSocket};
+///
+/// let hub = Hub::new();
+/// let (io, _peer) = tokio::io::duplex(1024);
+/// let mut ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+/// let me = hub.attach(&mut ws);
+/// me.register("user-42");
+/// me.subscribe("room:rust");
+/// me.subscribe("room:tokio");
+/// assert_eq!(hub.connections("user-42"), 1);
+/// assert_eq!(me.topics().len(), 2);
+/// me.unsubscribe("room:tokio");
+/// assert_eq!(hub.subscribers("room:tokio"), 0);
+/// ```
+#[derive(Clone)]
+pub struct Member {
+    hub: Hub,
+    mailbox: Arc<Mailbox>,
+}
+
+impl fmt::Debug for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Member")
+            .field("id", &self.mailbox.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Member {
+    /// This member's id, unique within its hub.
+    pub fn id(&self) -> u64 {
+        self.mailbox.id()
+    }
+
+    /// The hub this member belongs to.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Joins `topic`; `false` if already a subscriber or the socket has ended.
+    pub fn subscribe(&self, topic: &str) -> bool {
+        let shared = &self.hub.shared;
+        let mut members = lock(&shared.members);
+        let Some(membership) = members.get_mut(&self.id()) else {
+            return false;
+        };
+        let first = {
+            let mut topics = write(&shared.topics);
+            let subscribers = topics.entry(topic.into()).or_default();
+            if !subscribers.insert(&self.mailbox) {
+                return false;
+            }
+            subscribers.len() == 1
+        };
+        membership.topics.push(topic.into());
+        if first {
+            shared.listen(&channel(Target::Topic(topic)));
+        }
+        true
+    }
+
+    /// Leaves `topic`; `false` if not a subscriber.
+    pub fn unsubscribe(&self, topic: &str) -> bool {
+        let shared = &self.hub.shared;
+        let mut members = lock(&shared.members);
+        let Some(membership) = members.get_mut(&self.id()) else {
+            return false;
+        };
+        let Some(at) = membership.topics.iter().position(|t| &**t == topic) else {
+            return false;
+        };
+        membership.topics.swap_remove(at);
+        shared.leave_topic(topic, self.id());
+        true
+    }
+
+    /// The topics this member subscribes to.
+    pub fn topics(&self) -> Vec<String> {
+        lock(&self.hub.shared.members)
+            .get(&self.id())
+            .map(|m| m.topics.iter().map(|t| t.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Registers this socket under `key` (a user id, a device group): [`Hub::send_to`] with
+    /// that key reaches it, with every other socket registered under it. A socket has one key;
+    /// registering again moves it. `false` if the socket has ended.
+    pub fn register(&self, key: &str) -> bool {
+        let shared = &self.hub.shared;
+        let mut members = lock(&shared.members);
+        let Some(membership) = members.get_mut(&self.id()) else {
+            return false;
+        };
+        if let Some(old) = membership.key.take() {
+            shared.leave_key(&old, self.id());
+        }
+        let first = {
+            let mut keys = write(&shared.keys);
+            let sockets = keys.entry(key.into()).or_default();
+            sockets.insert(&self.mailbox);
+            sockets.len() == 1
+        };
+        membership.key = Some(key.into());
+        if first {
+            shared.listen(&channel(Target::Key(key)));
+        }
+        true
+    }
+
+    /// The key this socket is registered under.
+    pub fn key(&self) -> Option<String> {
+        lock(&self.hub.shared.members)
+            .get(&self.id())
+            .and_then(|m| m.key.as_ref().map(|k| k.to_string()))
+    }
+
+    /// Publishes to every subscriber of `topic` but this one (on every node); returns how
+    /// many on this node queued it.
+    pub fn publish(&self, topic: &str, msg: impl Into<PreparedMessage>) -> usize {
+        self.hub
+            .shared
+            .publish(Target::Topic(topic), &msg.into(), Some(self.id()))
+    }
+
+    /// Publishes to every attached socket but this one (on every node).
+    pub fn broadcast(&self, msg: impl Into<PreparedMessage>) -> usize {
+        self.hub
+            .shared
+            .publish(Target::Everyone, &msg.into(), Some(self.id()))
+    }
+
+    /// This subscriber's counters.
+    pub fn stats(&self) -> MemberStats {
+        let s = self.mailbox.stats();
+        MemberStats {
+            queued: s.queued,
+            queued_bytes: s.queued_bytes,
+            delivered: s.delivered,
+            dropped: s.dropped,
+            closed_as_slow: s.closed_as_slow,
+        }
+    }
+
+    /// Whether the socket is still attached (it has not ended).
+    pub fn is_attached(&self) -> bool {
+        lock(&self.hub.shared.members).contains_key(&self.id())
+    }
+}
+
+/// Where a publish goes.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Topic(&'a str),
+    Key(&'a str),
+    Everyone,
+}
+
+/// The backplane channel of a target.
+fn channel(target: Target<'_>) -> String {
+    match target {
+        Target::Topic(t) => format!("t:{t}"),
+        Target::Key(k) => format!("k:{k}"),
+        Target::Everyone => EVERYONE.to_owned(),
+    }
+}
+
+/// Opcode bytes in a backplane payload.
+const TEXT: u8 = 1;
+const BINARY: u8 = 2;
+
+impl Shared {
+    fn publish(&self, target: Target<'_>, msg: &PreparedMessage, except: Option<u64>) -> usize {
+        self.published.fetch_add(1, Relaxed);
+        let queued = self.deliver(target, msg, except);
+        if let Some(b) = &self.backplane {
+            // node id, kind, payload: other nodes deliver it; this one drops it if echoed.
+            let mut payload = BytesMut::with_capacity(17 + msg.len());
+            payload.put_slice(&self.node);
+            payload.put_u8(if msg.is_text() { TEXT } else { BINARY });
+            payload.put_slice(msg.payload());
+            b.publish(&channel(target), payload.freeze());
+        }
+        queued
+    }
+
+    fn deliver(&self, target: Target<'_>, msg: &PreparedMessage, except: Option<u64>) -> usize {
+        match target {
+            Target::Topic(t) => read(&self.topics)
+                .get(t)
+                .map_or(0, |s| s.publish(msg, except, &self.counters)),
+            Target::Key(k) => read(&self.keys)
+                .get(k)
+                .map_or(0, |s| s.publish(msg, except, &self.counters)),
+            Target::Everyone => read(&self.everyone).publish(msg, except, &self.counters),
+        }
+    }
+
+    /// A payload from another node, on `channel`.
+    fn deliver_remote(&self, channel: &str, payload: &[u8]) {
+        if payload.len() < 17 || payload[..16] == self.node {
+            return;
+        }
+        let data = Bytes::copy_from_slice(&payload[17..]);
+        let msg = match payload[16] {
+            TEXT => match crate::Utf8Bytes::try_from(data) {
+                Ok(text) => PreparedMessage::text(text),
+                Err(_) => return,
+            },
+            BINARY => PreparedMessage::binary(data),
+            _ => return,
+        };
+        let target = if channel == EVERYONE {
+            Target::Everyone
+        } else if let Some(t) = channel.strip_prefix("t:") {
+            Target::Topic(t)
+        } else if let Some(k) = channel.strip_prefix("k:") {
+            Target::Key(k)
+        } else {
+            return;
+        };
+        self.remote.fetch_add(1, Relaxed);
+        self.deliver(target, &msg, None);
+    }
+
+    fn listen(&self, channel: &str) {
+        if let Some(b) = &self.backplane {
+            b.subscribe(channel);
+        }
+    }
+
+    fn stop_listening(&self, channel: &str) {
+        if let Some(b) = &self.backplane {
+            b.unsubscribe(channel);
+        }
+    }
+
+    fn leave_topic(&self, topic: &str, id: u64) {
+        let last = {
+            let mut topics = write(&self.topics);
+            let Some(subscribers) = topics.get_mut(topic) else {
+                return;
+            };
+            subscribers.remove(id);
+            let last = subscribers.is_empty();
+            if last {
+                topics.remove(topic);
+            }
+            last
+        };
+        if last {
+            self.stop_listening(&channel(Target::Topic(topic)));
+        }
+    }
+
+    fn leave_key(&self, key: &str, id: u64) {
+        let last = {
+            let mut keys = write(&self.keys);
+            let Some(sockets) = keys.get_mut(key) else {
+                return;
+            };
+            sockets.remove(id);
+            let last = sockets.is_empty();
+            if last {
+                keys.remove(key);
+            }
+            last
+        };
+        if last {
+            self.stop_listening(&channel(Target::Key(key)));
+        }
+    }
+}
+
+impl Detach for Shared {
+    fn detach(&self, mailbox: &Mailbox) {
+        let id = mailbox.id();
+        let Some(membership) = lock(&self.members).remove(&id) else {
+            return;
+        };
+        for topic in &membership.topics {
+            self.leave_topic(topic, id);
+        }
+        if let Some(key) = &membership.key {
+            self.leave_key(key, id);
+        }
+        let last = {
+            let mut everyone = write(&self.everyone);
+            everyone.remove(id) && everyone.is_empty()
+        };
+        if last {
+            self.stop_listening(EVERYONE);
+        }
+    }
+}
+
+/// A socket that can be attached to a [`Hub`]: [`WebSocket`](crate::WebSocket) and, with the
+/// `axum` feature, [`tower_ws::axum::WebSocket`](crate::axum::WebSocket).
+///
+/// # Examples
+///
+/// ```
+/// use tower_ws::hub::{Attach, Hub, Member};
+///
+/// fn join_lobby(hub: &Hub, socket: &mut impl Attach) -> Member {
+///     let me = hub.attach(socket);
+///     me.subscribe("lobby");
+///     me
+/// }
+/// # let _ = join_lobby::<tower_ws::UpgradedWebSocket>;
+/// ```
+pub trait Attach: sealed::Sealed {}
+
+impl<S> Attach for crate::WebSocket<S> {}
+
+#[cfg(feature = "axum")]
+impl Attach for crate::axum::WebSocket {}
+
+mod sealed {
+    use std::task::Waker;
+
+    use super::Attachment;
+
+    pub trait Sealed {
+        /// Gives the socket the attachment `make` builds with the socket's waker.
+        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Attachment, R)) -> R;
+    }
+
+    impl<S> Sealed for crate::WebSocket<S> {
+        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Attachment, R)) -> R {
+            self.attach_mailbox(make)
+        }
+    }
+
+    #[cfg(feature = "axum")]
+    impl Sealed for crate::axum::WebSocket {
+        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Attachment, R)) -> R {
+            self.inner_mut().attach_mailbox(make)
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
