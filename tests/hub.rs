@@ -1,0 +1,383 @@
+//! The fan-out hub over real connections: topics, all-but-sender, the registry, broadcast,
+//! each overflow policy with a subscriber that stops reading, prepared messages with
+//! permessage-deflate, and two hubs joined by the in-process backplane.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use support::{RawClient, RawFrame, serve, within};
+use tokio::sync::mpsc;
+use tower_ws::hub::backplane::LocalBackplane;
+use tower_ws::hub::{Hub, Member, Overflow};
+use tower_ws::{CloseCode, Config, UpgradedWebSocket};
+
+/// What a test's server does with each socket: attach it, then the test's `join` step
+/// (subscribe, register), then report the member and read until the socket ends.
+type Join = Arc<dyn Fn(&Member) + Send + Sync>;
+
+/// Serves sockets attached to `hub`; each one's member comes out of the returned channel
+/// once `join` ran for it, and its id out of `left` when its socket ended.
+async fn hub_server(
+    hub: &Hub,
+    config: Config,
+    join: Join,
+) -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<Member>,
+    mpsc::UnboundedReceiver<u64>,
+) {
+    let (joined_tx, joined) = mpsc::unbounded_channel();
+    let (left_tx, left) = mpsc::unbounded_channel();
+    let hub = hub.clone();
+    let addr = serve(config, move |mut ws: UpgradedWebSocket| {
+        let hub = hub.clone();
+        let join = join.clone();
+        let joined_tx = joined_tx.clone();
+        let left_tx = left_tx.clone();
+        async move {
+            let me = hub.attach(&mut ws);
+            join(&me);
+            let _ = joined_tx.send(me.clone());
+            while let Some(Ok(_)) = ws.recv().await {}
+            drop(ws);
+            let _ = left_tx.send(me.id());
+        }
+    })
+    .await;
+    (addr, joined, left)
+}
+
+fn subscribe_to(topic: &'static str) -> Join {
+    Arc::new(move |me: &Member| {
+        me.subscribe(topic);
+    })
+}
+
+/// Connects a client and waits until the server attached (and joined) it.
+async fn join(
+    addr: std::net::SocketAddr,
+    joined: &mut mpsc::UnboundedReceiver<Member>,
+) -> (RawClient, Member) {
+    let client = RawClient::connect(addr).await;
+    let member = within(joined.recv()).await.expect("server gone");
+    (client, member)
+}
+
+async fn text(client: &mut RawClient) -> String {
+    let frame = client.read_frame().await.expect("connection ended");
+    assert_eq!(frame.opcode(), 1, "{frame:?}");
+    String::from_utf8(frame.payload).unwrap()
+}
+
+#[tokio::test]
+async fn a_publish_reaches_every_subscriber_of_the_topic_and_only_them() {
+    let hub = Hub::new();
+    let (addr, mut joined, _) = hub_server(&hub, Config::default(), subscribe_to("news")).await;
+    let (mut a, _) = join(addr, &mut joined).await;
+    let (mut b, _) = join(addr, &mut joined).await;
+    assert_eq!(hub.subscribers("news"), 2);
+
+    assert_eq!(hub.publish("news", "one"), 2);
+    assert_eq!(hub.publish("sports", "not for them"), 0);
+    assert_eq!(hub.publish("news", vec![1u8, 2, 3]), 2);
+    for client in [&mut a, &mut b] {
+        assert_eq!(text(client).await, "one");
+        let frame = client.read_frame().await.unwrap();
+        assert_eq!((frame.opcode(), frame.payload), (2, vec![1, 2, 3]));
+    }
+    let stats = hub.stats();
+    assert_eq!((stats.published, stats.queued, stats.dropped), (3, 4, 0));
+}
+
+#[tokio::test]
+async fn a_member_publishes_to_all_but_itself() {
+    let hub = Hub::new();
+    let (addr, mut joined, _) = hub_server(&hub, Config::default(), subscribe_to("room")).await;
+    let (mut a, me_a) = join(addr, &mut joined).await;
+    let (mut b, _) = join(addr, &mut joined).await;
+
+    assert_eq!(me_a.publish("room", "from a"), 1);
+    assert_eq!(text(&mut b).await, "from a");
+    hub.publish("room", "marker");
+    // a's next message is the marker: its own publish never came back.
+    assert_eq!(text(&mut a).await, "marker");
+    assert_eq!(text(&mut b).await, "marker");
+
+    // broadcast: everyone attached, whatever their topics; a member's skips itself.
+    me_a.broadcast("all but a");
+    hub.broadcast("all");
+    assert_eq!(text(&mut b).await, "all but a");
+    assert_eq!(text(&mut b).await, "all");
+    assert_eq!(text(&mut a).await, "all");
+}
+
+#[tokio::test]
+async fn the_registry_sends_to_every_socket_of_a_key_and_forgets_ended_sockets() {
+    let hub = Hub::new();
+    let next = Arc::new(Mutex::new(vec!["bob", "alice", "alice"]));
+    let register: Join = Arc::new(move |me: &Member| {
+        let key = next.lock().unwrap().pop().unwrap();
+        assert!(me.register(key));
+    });
+    let (addr, mut joined, mut left) = hub_server(&hub, Config::default(), register).await;
+    let (mut alice_phone, _) = join(addr, &mut joined).await;
+    let (mut alice_laptop, laptop) = join(addr, &mut joined).await;
+    let (mut bob, bob_member) = join(addr, &mut joined).await;
+    assert_eq!(laptop.key().as_deref(), Some("alice"));
+    assert_eq!(hub.connections("alice"), 2);
+    let mut keys = hub.keys();
+    keys.sort();
+    assert_eq!(keys, ["alice", "bob"]);
+
+    assert_eq!(hub.send_to("alice", "hi alice"), 2);
+    assert_eq!(text(&mut alice_phone).await, "hi alice");
+    assert_eq!(text(&mut alice_laptop).await, "hi alice");
+    hub.send_to("bob", "hi bob");
+    assert_eq!(text(&mut bob).await, "hi bob");
+
+    // The laptop closes: its entry goes with its socket.
+    alice_laptop.send_frame(0x88, &1000u16.to_be_bytes()).await;
+    assert_eq!(alice_laptop.expect_close().await, Some(1000));
+    assert_eq!(within(left.recv()).await, Some(laptop.id()));
+    assert_eq!(hub.connections("alice"), 1);
+    assert!(!laptop.is_attached());
+    assert!(
+        !laptop.subscribe("anything"),
+        "an ended member joins nothing"
+    );
+    assert_eq!(hub.len(), 2);
+
+    // Registering again moves the socket to the new key.
+    assert!(bob_member.register("robert"));
+    assert_eq!(hub.connections("bob"), 0);
+    assert_eq!(hub.send_to("robert", "renamed"), 1);
+    assert_eq!(text(&mut bob).await, "renamed");
+}
+
+/// Message `seq` of a burst: 16 KiB, numbered in its first four bytes.
+fn numbered(seq: u32) -> Vec<u8> {
+    let mut payload = vec![0u8; 16 << 10];
+    payload[..4].copy_from_slice(&seq.to_be_bytes());
+    payload
+}
+
+fn seq_of(frame: &RawFrame) -> u32 {
+    assert_eq!(frame.opcode(), 2, "{frame:?}");
+    u32::from_be_bytes(frame.payload[..4].try_into().unwrap())
+}
+
+const BURSTS: u32 = 500;
+const PER_BURST: u32 = 4;
+const TOTAL: u32 = BURSTS * PER_BURST;
+
+/// A fast subscriber and one that never reads, under `overflow` with queues of 8 messages:
+/// 2,000 messages of 16 KiB (32 MiB, far more than the socket and kernel buffers hold) go out in
+/// bursts of 4, each taken by the fast subscriber before the next. Returns the hub, the slow
+/// client and member, and the fast client.
+async fn slow_subscriber(overflow: Overflow) -> (Hub, RawClient, Member, RawClient) {
+    let hub = Hub::builder()
+        .queue_limits(8, 1 << 20)
+        .overflow(overflow)
+        .build();
+    let config = Config::default()
+        .write_buffer_size(64 << 10)
+        .max_write_buffer_size(256 << 10);
+    let (addr, mut joined, _) = hub_server(&hub, config, subscribe_to("feed")).await;
+    let (slow, slow_member) = join(addr, &mut joined).await;
+    let (mut fast, _) = join(addr, &mut joined).await;
+
+    // The fast subscriber reads in its own task and reports each message it got.
+    let (got_tx, mut got) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        for expected in 0..TOTAL {
+            let frame = fast.read_frame().await.expect("fast subscriber cut off");
+            assert_eq!(
+                seq_of(&frame),
+                expected,
+                "the fast subscriber lost or reordered"
+            );
+            got_tx.send(expected).unwrap();
+        }
+        fast
+    });
+    for burst in 0..BURSTS {
+        for i in 0..PER_BURST {
+            // Never waits, whatever the slow subscriber does.
+            hub.publish("feed", numbered(burst * PER_BURST + i));
+        }
+        let last = burst * PER_BURST + PER_BURST - 1;
+        while within(got.recv()).await.expect("fast reader ended") < last {}
+        assert!(slow_member.stats().queued <= 8, "a queue over its bound");
+    }
+    let fast = within(reader).await.unwrap();
+    let stats = slow_member.stats();
+    assert!(
+        stats.dropped > 0,
+        "the slow subscriber lost nothing? {stats:?}"
+    );
+    (hub, slow, slow_member, fast)
+}
+
+#[tokio::test]
+async fn drop_oldest_keeps_the_newest_messages_for_a_slow_subscriber() {
+    let (hub, mut slow, member, _fast) = slow_subscriber(Overflow::DropOldest).await;
+    let stats = member.stats();
+    assert_eq!(hub.stats().dropped, stats.dropped);
+    assert_eq!(hub.stats().closed_as_slow, 0);
+    // It reads at last: increasing numbers with a gap, ending with the newest.
+    let mut last = None;
+    let mut received = 0;
+    while last != Some(TOTAL - 1) {
+        let seq = seq_of(&slow.read_frame().await.expect("ended"));
+        assert!(
+            last.is_none_or(|l| seq > l),
+            "out of order: {seq} after {last:?}"
+        );
+        last = Some(seq);
+        received += 1;
+    }
+    assert_eq!(u64::from(TOTAL - received), member.stats().dropped);
+}
+
+#[tokio::test]
+async fn drop_newest_keeps_the_oldest_messages_for_a_slow_subscriber() {
+    let (_hub, mut slow, member, _fast) = slow_subscriber(Overflow::DropNewest).await;
+    let dropped = member.stats().dropped;
+    let delivered = TOTAL - u32::try_from(dropped).unwrap();
+    let mut seqs = Vec::new();
+    for _ in 0..delivered {
+        seqs.push(seq_of(&slow.read_frame().await.expect("ended")));
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "out of order");
+    assert_eq!(seqs[0], 0, "the oldest message was kept");
+    assert!(*seqs.last().unwrap() < TOTAL - 1, "the newest was dropped");
+}
+
+#[tokio::test]
+async fn close_policy_closes_a_slow_subscriber_with_its_code() {
+    let (hub, mut slow, member, mut fast) =
+        slow_subscriber(Overflow::Close(CloseCode::TRY_AGAIN_LATER)).await;
+    assert!(member.stats().closed_as_slow);
+    assert_eq!(hub.stats().closed_as_slow, 1);
+    // What was written before goes first, then the close frame with 1013; the server closes
+    // the connection once the client answers it.
+    let close = loop {
+        let frame = slow.read_frame().await.expect("ended before the close frame");
+        if frame.opcode() == 8 {
+            break frame;
+        }
+        seq_of(&frame);
+    };
+    assert_eq!(close.close_code(), Some(1013));
+    slow.send_frame(0x88, &1013u16.to_be_bytes()).await;
+    assert!(slow.read_frame().await.is_none());
+    assert!(!member.is_attached());
+    assert_eq!(hub.subscribers("feed"), 1);
+    assert_eq!(hub.publish("feed", "still flowing"), 1);
+    assert_eq!(text(&mut fast).await, "still flowing");
+}
+
+#[cfg(feature = "deflate")]
+#[tokio::test]
+async fn prepared_messages_are_correct_with_and_without_context_takeover() {
+    use flate2::{Decompress, FlushDecompress};
+    use tower_ws::hub::PreparedMessage;
+
+    let hub = Hub::new();
+    let config = Config::default().deflate(Some(tower_ws::DeflateConfig::default().threshold(0)));
+    let (addr, mut joined, _) = hub_server(&hub, config, subscribe_to("events")).await;
+    let handshake = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let mut clients = Vec::new();
+    for offer in [
+        "permessage-deflate; server_no_context_takeover",
+        "permessage-deflate",
+    ] {
+        let (client, head) = RawClient::request(
+            addr,
+            &format!("{handshake}Sec-WebSocket-Extensions: {offer}\r\n"),
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert_eq!(
+            head.contains("server_no_context_takeover"),
+            offer.contains("server_no_context_takeover"),
+            "{head}"
+        );
+        within(joined.recv()).await.unwrap();
+        // Each client inflates with one decompressor for the whole connection (context kept).
+        clients.push((client, Decompress::new(false)));
+    }
+    let messages: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"event":"tick","seq":{i},"payload":"{}"}}"#,
+                "abc".repeat(50)
+            )
+        })
+        .collect();
+    for m in &messages {
+        hub.publish("events", PreparedMessage::text(m.clone()));
+    }
+    for (client, inflater) in &mut clients {
+        for m in &messages {
+            let frame = client.read_frame().await.unwrap();
+            assert_eq!(frame.b0, 0xc1, "text, FIN, RSV1 (compressed)");
+            let mut input = frame.payload.clone();
+            input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            let mut out = Vec::with_capacity(64 << 10);
+            inflater
+                .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), *m);
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_hubs_on_one_backplane_deliver_each_publish_once_on_both() {
+    let bus = LocalBackplane::new();
+    let node_a = Hub::builder().backplane(bus.node()).build();
+    let node_b = Hub::builder().backplane(bus.node()).build();
+    let (addr_a, mut joined_a, _) = hub_server(&node_a, Config::default(), subscribe_to("t")).await;
+    let (addr_b, mut joined_b, _) = hub_server(&node_b, Config::default(), subscribe_to("t")).await;
+    let (mut on_a, member_a) = join(addr_a, &mut joined_a).await;
+    let (mut on_b, _) = join(addr_b, &mut joined_b).await;
+
+    for i in 0..50 {
+        node_a.publish("t", format!("a{i}"));
+        node_b.publish("t", format!("b{i}"));
+    }
+    // A member's all-but-self publish crosses nodes too.
+    member_a.publish("t", "from member a");
+    node_a.publish("t", "end");
+    for (client, mine) in [(&mut on_a, false), (&mut on_b, true)] {
+        let (mut a, mut b) = (0, 0);
+        loop {
+            let msg = text(client).await;
+            if msg == "end" {
+                break;
+            }
+            if msg == "from member a" {
+                assert!(mine, "a member's publish came back to it");
+            } else if let Some(i) = msg.strip_prefix('a') {
+                assert_eq!(i.parse::<u32>().unwrap(), a, "per-publisher order");
+                a += 1;
+            } else {
+                let i = msg.strip_prefix('b').unwrap();
+                assert_eq!(i.parse::<u32>().unwrap(), b, "per-publisher order");
+                b += 1;
+            }
+        }
+        // Exactly once: "end" came after every other publish was delivered.
+        while b < 50 {
+            assert_eq!(text(client).await, format!("b{b}"));
+            b += 1;
+        }
+        assert_eq!(a, 50);
+    }
+    assert_eq!(node_b.stats().received_from_nodes, 52);
+    // The sender node never took its own messages back from the bus.
+    assert_eq!(node_a.stats().received_from_nodes, 50);
+}
