@@ -225,6 +225,111 @@ pub mod __bench {
         }
         Some(n)
     }
+
+    /// One message to many sockets, the two ways: encoded (and compressed) by each socket, or
+    /// prepared once and queued to each socket's mailbox, then taken into its write buffer (the
+    /// hub's path).
+    #[cfg(feature = "hub")]
+    pub struct Fanout {
+        bufs: Vec<crate::write_buf::WriteBuf>,
+        encoders: Vec<crate::proto::Encoder<crate::proto::encoder::FixedKeys>>,
+        mailboxes: Vec<std::sync::Arc<crate::hub::mailbox::Mailbox>>,
+        #[cfg(feature = "deflate")]
+        params: Option<(u32, u8)>,
+    }
+
+    #[cfg(feature = "hub")]
+    impl std::fmt::Debug for Fanout {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Fanout")
+                .field("sockets", &self.bufs.len())
+                .finish()
+        }
+    }
+
+    #[cfg(feature = "hub")]
+    impl Fanout {
+        /// `sockets` server sockets; with `deflate`, each compresses as negotiated by default
+        /// (context takeover, window 15, level of `DeflateConfig::default()`).
+        pub fn new(sockets: usize, deflate: bool) -> Self {
+            use crate::hub::Overflow;
+            use crate::hub::mailbox::{Bounds, Mailbox};
+            let bounds = Bounds {
+                messages: 1024,
+                bytes: 1 << 30,
+                overflow: Overflow::DropOldest,
+            };
+            let counters = std::sync::Arc::default();
+            #[cfg(not(feature = "deflate"))]
+            let _ = deflate;
+            #[cfg(feature = "deflate")]
+            let agreed = crate::deflate::Agreed {
+                server_no_context_takeover: false,
+                client_no_context_takeover: false,
+                server_max_window_bits: 15,
+                client_max_window_bits: 15,
+                level: crate::DeflateConfig::default().level,
+                threshold: 0,
+            };
+            Self {
+                bufs: (0..sockets).map(|_| Default::default()).collect(),
+                encoders: (0..sockets)
+                    .map(|_| {
+                        #[allow(unused_mut)]
+                        let mut e = crate::proto::Encoder::new(None);
+                        #[cfg(feature = "deflate")]
+                        if deflate {
+                            e.set_deflater(crate::deflate::Deflater::new(&agreed, true));
+                        }
+                        e
+                    })
+                    .collect(),
+                mailboxes: (0..sockets as u64)
+                    .map(|id| {
+                        std::sync::Arc::new(Mailbox::new(
+                            id,
+                            bounds,
+                            std::sync::Arc::clone(&counters),
+                            std::task::Waker::noop().clone(),
+                        ))
+                    })
+                    .collect(),
+                #[cfg(feature = "deflate")]
+                params: deflate.then_some((agreed.level, 15)),
+            }
+        }
+
+        /// Each socket encodes `text` (and compresses it, with its own context).
+        pub fn per_socket(&mut self, text: &crate::Utf8Bytes) {
+            for (e, buf) in self.encoders.iter_mut().zip(&mut self.bufs) {
+                e.message(crate::Message::Text(text.clone()), true, buf)
+                    .unwrap();
+                buf.advance(buf.len());
+            }
+        }
+
+        /// `text` prepared once (compressed once, without context), queued to every mailbox,
+        /// and taken from each into its socket's write buffer.
+        pub fn prepared(&mut self, text: &crate::Utf8Bytes) {
+            let msg = crate::hub::PreparedMessage::text(text.clone());
+            for m in &self.mailboxes {
+                m.push(&msg);
+            }
+            let mut batch: [Option<crate::hub::PreparedMessage>; 1] = Default::default();
+            for (m, buf) in self.mailboxes.iter().zip(&mut self.bufs) {
+                m.take(&mut batch, usize::MAX);
+                let Some(msg) = batch[0].take() else { continue };
+                #[cfg(feature = "deflate")]
+                if let Some((level, bits)) = self.params {
+                    buf.push_payload(msg.compressed_frame(level, bits));
+                    buf.advance(buf.len());
+                    continue;
+                }
+                buf.push_payload(msg.frame());
+                buf.advance(buf.len());
+            }
+        }
+    }
 }
 
 #[path = "fuzzing.rs"]

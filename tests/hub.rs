@@ -263,7 +263,10 @@ async fn close_policy_closes_a_slow_subscriber_with_its_code() {
     // What was written before goes first, then the close frame with 1013; the server closes
     // the connection once the client answers it.
     let close = loop {
-        let frame = slow.read_frame().await.expect("ended before the close frame");
+        let frame = slow
+            .read_frame()
+            .await
+            .expect("ended before the close frame");
         if frame.opcode() == 8 {
             break frame;
         }
