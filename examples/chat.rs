@@ -1,15 +1,30 @@
-//! A chat room on axum: open <http://127.0.0.1:3000> in several tabs; every tab sees every
-//! message.
+//! A chat on axum and the hub: open <http://127.0.0.1:3000> in several tabs; every tab in a
+//! room sees every message of that room.
 //!
 //! ```text
-//! cargo run --example chat --features axum -- --addr 127.0.0.1:3000
+//! cargo run --example chat --features axum,hub -- --addr 127.0.0.1:3000
 //! ```
 //!
-//! The page's JavaScript uses the browser's own `WebSocket`. The route uses
-//! `tower_ws::axum::WebSocketUpgrade` exactly as it would use `axum::extract::ws`; a
-//! `WebSocketLayer` in front supplies the settings (a 64 KiB message limit, the default
-//! same-origin `Origin` check) and graceful shutdown: on Ctrl-C (or SIGTERM) every tab gets close
-//! code 1001 and new WebSockets are refused with 503 while the others close.
+//! `http://127.0.0.1:3000/?room=rust&name=alice` joins room `rust` as `alice` (defaults: room
+//! `lobby`, a guest name). A user may have several tabs: `/msg alice hello` sends to every tab
+//! of `alice` (the hub's registry), in whatever room. Each socket is attached to one
+//! `tower_ws::hub::Hub`: no broadcast channel, no task per socket, no split; the socket's
+//! read loop also writes what the hub queued for it.
+//!
+//! Two nodes sharing one Redis (feature `redis`) make one chat: a message said on either
+//! reaches the tabs on both.
+//!
+//! ```text
+//! redis-server --port 6379 &
+//! cargo run --example chat --features axum,redis -- --addr 127.0.0.1:3000 --redis redis://127.0.0.1:6379
+//! cargo run --example chat --features axum,redis -- --addr 127.0.0.1:3001 --redis redis://127.0.0.1:6379
+//! ```
+//!
+//! The route uses `tower_ws::axum::WebSocketUpgrade` exactly as it would use
+//! `axum::extract::ws`; a `WebSocketLayer` in front supplies the settings (a 64 KiB message
+//! limit, the default same-origin `Origin` check) and graceful shutdown: on Ctrl-C (or SIGTERM)
+//! every tab gets close code 1001 and new WebSockets are refused with 503 while the others
+//! close.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,33 +33,34 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::Uri;
 use axum::response::{Html, Response};
 use axum::routing::{any, get};
-use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::broadcast;
-use tower_ws::axum::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use tower_ws::axum::{Message, WebSocket, WebSocketUpgrade};
+use tower_ws::hub::Hub;
 use tower_ws::{Config, Shutdown, WebSocketLayer};
 
 #[derive(Clone)]
-struct Room {
-    tx: broadcast::Sender<Utf8Bytes>,
+struct Chat {
+    hub: Hub,
     next_guest: Arc<AtomicUsize>,
 }
 
 fn main() -> std::io::Result<()> {
-    let addr = parse_args();
+    let (addr, redis) = parse_args();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(addr))
+        .block_on(serve(addr, redis))
 }
 
-fn parse_args() -> SocketAddr {
+fn parse_args() -> (SocketAddr, Option<String>) {
     let mut addr: SocketAddr = "127.0.0.1:3000".parse().expect("default address");
+    let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
@@ -52,37 +68,75 @@ fn parse_args() -> SocketAddr {
                 Ok(a) => addr = a,
                 Err(e) => exit_usage(&format!("bad --addr {value:?}: {e}")),
             },
+            ("--redis", Some(url)) => redis = Some(url),
             _ => exit_usage(&format!("unexpected argument {arg:?}")),
         }
     }
-    addr
+    (addr, redis)
 }
 
 fn exit_usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: chat [--addr HOST:PORT]");
+    eprintln!("{problem}\nusage: chat [--addr HOST:PORT] [--redis redis://HOST:PORT]");
     std::process::exit(2)
 }
 
-async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+async fn serve(addr: SocketAddr, redis: Option<String>) -> std::io::Result<()> {
+    let hub = hub(redis).await;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    run(listener, shutdown_signal()).await
+    run_with(listener, hub, shutdown_signal()).await
+}
+
+/// A hub alone, or joined to the other nodes on a Redis server.
+#[cfg(feature = "redis")]
+async fn hub(redis: Option<String>) -> Hub {
+    let Some(url) = redis else {
+        return Hub::new();
+    };
+    match tower_ws::hub::backplane::RedisBackplane::connect(&url).await {
+        Ok(backplane) => Hub::builder().backplane(backplane).build(),
+        Err(e) => {
+            eprintln!("redis {url}: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+async fn hub(redis: Option<String>) -> Hub {
+    if redis.is_some() {
+        exit_usage("--redis needs the `redis` feature");
+    }
+    Hub::new()
 }
 
 /// Serves the chat on `listener` until `stop` completes, then shuts down gracefully.
+#[allow(dead_code)] // used by the browser test
 pub(crate) async fn run<F>(listener: tokio::net::TcpListener, stop: F) -> std::io::Result<()>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let room = Room {
-        tx: broadcast::channel(256).0,
+    run_with(listener, Hub::new(), stop).await
+}
+
+/// [`run`] with the given hub.
+pub(crate) async fn run_with<F>(
+    listener: tokio::net::TcpListener,
+    hub: Hub,
+    stop: F,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let chat = Chat {
+        hub,
         next_guest: Arc::new(AtomicUsize::new(1)),
     };
     let shutdown = Shutdown::new();
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/ws", any(upgrade))
-        .with_state(room)
+        .with_state(chat)
         .layer(
             WebSocketLayer::new()
                 .config(Config::default().max_message_size(Some(64 << 10)))
@@ -132,54 +186,52 @@ where
     Ok(())
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(room): State<Room>) -> Response {
-    ws.on_upgrade(move |socket| chat(socket, room))
+async fn upgrade(ws: WebSocketUpgrade, uri: Uri, State(chat): State<Chat>) -> Response {
+    let room = query(&uri, "room").unwrap_or_else(|| "lobby".to_owned());
+    let name = query(&uri, "name")
+        .unwrap_or_else(|| format!("guest-{}", chat.next_guest.fetch_add(1, Ordering::Relaxed)));
+    ws.on_upgrade(move |socket| talk(socket, chat.hub, room, name))
 }
 
-async fn chat(socket: WebSocket, room: Room) {
-    let me = format!("guest-{}", room.next_guest.fetch_add(1, Ordering::Relaxed));
-    let mut inbox = room.tx.subscribe();
-    let (mut tx, mut rx) = socket.split();
-    if tx
-        .send(Message::Text(format!("you are {me}").into()))
-        .await
-        .is_err()
-    {
+/// A query parameter made of letters, digits, `-` and `_` (anything else is ignored).
+fn query(uri: &Uri, key: &str) -> Option<String> {
+    uri.query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+async fn talk(mut socket: WebSocket, hub: Hub, room: String, name: String) {
+    let me = hub.attach(&mut socket);
+    let topic = format!("room:{room}");
+    me.subscribe(&topic);
+    me.register(&name);
+    let hello = format!("you are {name} in #{room}; /msg NAME TEXT writes to NAME's tabs");
+    if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
     }
-    let _ = room.tx.send(format!("{me} joined").into());
-
-    let mut forward = tokio::spawn(async move {
-        loop {
-            match inbox.recv().await {
-                Ok(line) => {
-                    if tx.send(Message::Text(line)).await.is_err() {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
+    hub.publish(&topic, format!("{name} joined"));
+    // Reading is also what writes: the socket sends what the hub queued for it while it waits
+    // for the next message.
+    while let Some(Ok(msg)) = socket.recv().await {
+        let Message::Text(text) = msg else { continue };
+        let line = text.trim();
+        if let Some(rest) = line.strip_prefix("/msg ") {
+            let (to, said) = rest.split_once(' ').unwrap_or((rest, ""));
+            // Every tab of `to`, on this node and (with Redis) the others.
+            hub.send_to(to, format!("{name} (to you): {said}"));
+        } else if !line.is_empty() {
+            hub.publish(&topic, format!("{name}: {line}"));
         }
-    });
-    let room_tx = room.tx.clone();
-    let who = me.clone();
-    let mut read = tokio::spawn(async move {
-        while let Some(Ok(msg)) = rx.next().await {
-            if let Message::Text(text) = msg {
-                let line = text.trim();
-                if !line.is_empty() {
-                    let _ = room_tx.send(format!("{who}: {line}").into());
-                }
-            }
-        }
-    });
-    // Whichever side ends first ends the other.
-    tokio::select! {
-        _ = &mut forward => read.abort(),
-        _ = &mut read => forward.abort(),
     }
-    let _ = room.tx.send(format!("{me} left").into());
+    hub.publish(&topic, format!("{name} left"));
 }
 
 async fn shutdown_signal() {
@@ -221,7 +273,7 @@ const PAGE: &str = r#"<!doctype html>
   const status = document.getElementById("status");
   const input = document.getElementById("msg");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+  const ws = new WebSocket(`${scheme}://${location.host}/ws${location.search}`);
   function show(text) {
     const li = document.createElement("li");
     li.textContent = text;
