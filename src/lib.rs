@@ -9,6 +9,7 @@
 //!   service WebSockets, and everything else passes through untouched.
 //! - `axum` (feature `axum`) is a drop-in replacement for `axum::extract::ws`.
 //! - `typed` (feature `json`) carries serde types as JSON messages.
+//! - `hub` (feature `hub`) sends one message to many sockets: topics, users, many nodes.
 //! - [`Shutdown`] closes every open socket with 1001 and refuses new ones with 503.
 //!
 //! All three doors ([`upgrade`], [`WebSocketLayer`], the axum extractor) also accept HTTP/2
@@ -21,6 +22,8 @@
 //! | `server`  | yes     | `tower_ws::serve`: the accept loop on hyper (HTTP/1.1), given a handler |
 //! | `axum`    |         | `tower_ws::axum`: `WebSocketUpgrade`, `WebSocket`, `Message`, ... as in axum 0.8 |
 //! | `json`    |         | `tower_ws::typed`: `Typed`, a `Stream` + `Sink` of serde types |
+//! | `hub`     |         | `tower_ws::hub`: topics, a registry by key, prepared messages, slow-subscriber policy |
+//! | `redis`   |         | `hub::backplane::RedisBackplane`: one hub over many nodes through Redis pub/sub |
 //!
 //! # Examples
 //!
@@ -336,6 +339,12 @@ pub mod __bench {
 pub mod __fuzz;
 
 /// The README's examples, compiled as doctests.
-#[cfg(all(doctest, feature = "axum", feature = "json"))]
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "json",
+    feature = "hub",
+    feature = "redis"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -230,6 +230,13 @@ impl Mailbox {
         (n, None)
     }
 
+    /// Whether something may wait (messages or an eviction): a hint without the lock, for a
+    /// socket polled with nothing for it.
+    #[inline]
+    pub(crate) fn may_have_pending(&self) -> bool {
+        self.pending.load(Relaxed)
+    }
+
     /// The socket ended: drop what is queued and refuse more.
     pub(crate) fn close(&self) {
         let mut q = self.lock();

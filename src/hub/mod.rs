@@ -825,7 +825,7 @@ impl Detach for Shared {
 /// ```
 /// use tower_ws::hub::{Attach, Hub, Member};
 ///
-/// fn join_lobby(hub: &Hub, socket: &mut impl Attach) -> Member {
+/// fn join_lobby<T: Attach>(hub: &Hub, socket: &mut T) -> Member {
 ///     let me = hub.attach(socket);
 ///     me.subscribe("lobby");
 ///     me

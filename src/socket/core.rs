@@ -769,7 +769,19 @@ impl Core {
     /// `write_buffer_size` (the rest waits in the mailbox, under the hub's bounds and policy:
     /// a subscriber that does not read does not grow this socket's queue). A subscriber the
     /// hub found too slow is closed here with the policy's code.
+    #[inline]
     pub(super) fn pull_deliveries(&mut self) {
+        if self
+            .inbox
+            .as_deref()
+            .is_some_and(|i| i.mailbox.may_have_pending() || !self.state.is_open())
+        {
+            self.pull_deliveries_now();
+        }
+    }
+
+    #[inline(never)]
+    fn pull_deliveries_now(&mut self) {
         let Some(inbox) = self.inbox.take() else {
             return;
         };
