@@ -92,9 +92,23 @@ async fn build_hub(redis: Option<String>) -> Hub {
     Hub::new()
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::io::Result<()> {
-    let args = parse_args();
+fn main() -> std::io::Result<()> {
+    // One thread when the process may run on one CPU only (as when pinned with `taskset`):
+    // a single-threaded runtime skips the work-stealing scheduler's cross-thread bookkeeping.
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let runtime = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(serve(parse_args()))
+}
+
+async fn serve(args: Args) -> std::io::Result<()> {
     let hub = build_hub(args.redis).await;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on {}", listener.local_addr()?);
