@@ -82,6 +82,11 @@ struct Counters {
     subscribed: AtomicUsize,
     last_gap_ms: AtomicU64,
     received: AtomicU64,
+    /// Bumped when the subscription connection is lost and when it is subscribed again: the
+    /// publishing task then drops its connection to the same server (most likely dead too:
+    /// the next batch sent on it would be lost although Redis is back) and connects again
+    /// without waiting out its backoff.
+    epoch: AtomicU64,
 }
 
 /// A [`RedisBackplane`]'s counters.
@@ -275,7 +280,18 @@ async fn publish_loop(
     let mut next_attempt = Instant::now();
     let mut backoff = BACKOFF.0;
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    let mut epoch = 0;
     while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        // The subscription connection was lost or is back since the last batch: see `epoch`.
+        let now = shared
+            .upgrade()
+            .map_or(epoch, |s| s.counters.epoch.load(Relaxed));
+        if now != epoch {
+            epoch = now;
+            conn = None;
+            next_attempt = Instant::now();
+            backoff = BACKOFF.0;
+        }
         if conn.is_none() && Instant::now() >= next_attempt {
             match timed(client.get_multiplexed_async_connection()).await {
                 Ok(c) => {
@@ -348,6 +364,7 @@ async fn subscribe_loop(
                 s.counters
                     .last_gap_ms
                     .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+                s.counters.epoch.fetch_add(1, Relaxed);
             }
             s.counters.connected.store(true, Relaxed);
             let prefix = s.prefix.clone();
@@ -378,6 +395,7 @@ async fn subscribe_loop(
         s.counters.connected.store(false, Relaxed);
         s.counters.subscribed.store(0, Relaxed);
         s.counters.reconnects.fetch_add(1, Relaxed);
+        s.counters.epoch.fetch_add(1, Relaxed);
         down_since = Some(Instant::now());
     }
 }
