@@ -107,8 +107,8 @@ struct Counters {
 pub struct RedisStats {
     /// Whether the subscription connection is up, with every wanted channel subscribed.
     pub connected: bool,
-    /// How many times the subscription connection was lost and re-established: each is a gap
-    /// in what this node received.
+    /// How many times the subscription connection was lost (it is re-established by itself;
+    /// `connected` tells when): each is a gap in what this node received.
     pub reconnects: u64,
     /// How long the last gap lasted (from losing the connection to being subscribed again).
     pub last_gap: Option<Duration>,
