@@ -116,17 +116,30 @@ async fn serve(args: Args) -> std::io::Result<()> {
         listener,
         move |ws: UpgradedWebSocket, parts: http::request::Parts| {
             let hub = hub.clone();
+            // Only the path is needed: the request's headers are not kept for the socket's life.
+            let path = match parts.uri.path() {
+                "/sub" => Path::Sub,
+                "/pub" => Path::Pub,
+                _ => Path::Other,
+            };
+            drop(parts);
             async move {
-                match parts.uri.path() {
-                    "/sub" => subscriber(ws, &hub).await,
-                    "/pub" => publisher(ws, &hub).await,
-                    _ => echo(ws).await,
+                match path {
+                    Path::Sub => subscriber(ws, &hub).await,
+                    Path::Pub => publisher(ws, &hub).await,
+                    Path::Other => echo(ws).await,
                 }
             }
         },
     )
     .config(args.config)
     .await
+}
+
+enum Path {
+    Sub,
+    Pub,
+    Other,
 }
 
 /// Reads (and drops) what the subscriber sends; reading is what writes its deliveries.
