@@ -256,13 +256,15 @@ pub mod __bench {
         /// (context takeover, window 15, level of `DeflateConfig::default()`).
         pub fn new(sockets: usize, deflate: bool) -> Self {
             use crate::hub::Overflow;
-            use crate::hub::mailbox::{Bounds, Mailbox};
-            let bounds = Bounds {
-                messages: 1024,
-                bytes: 1 << 30,
-                overflow: Overflow::DropOldest,
-            };
-            let counters = std::sync::Arc::default();
+            use crate::hub::mailbox::{Bounds, Mailbox, Policy};
+            let policy = std::sync::Arc::new(Policy {
+                bounds: Bounds {
+                    messages: 1024,
+                    bytes: 1 << 30,
+                    overflow: Overflow::DropOldest,
+                },
+                counters: Default::default(),
+            });
             #[cfg(not(feature = "deflate"))]
             let _ = deflate;
             #[cfg(feature = "deflate")]
@@ -291,8 +293,7 @@ pub mod __bench {
                     .map(|id| {
                         std::sync::Arc::new(Mailbox::new(
                             id,
-                            bounds,
-                            std::sync::Arc::clone(&counters),
+                            std::sync::Arc::clone(&policy),
                             std::task::Waker::noop().clone(),
                         ))
                     })

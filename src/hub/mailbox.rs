@@ -53,6 +53,22 @@ pub(crate) struct Bounds {
     pub(crate) overflow: Overflow,
 }
 
+/// What every subscriber of a hub shares: its bounds and policy, and the hub's counters.
+#[derive(Debug)]
+pub(crate) struct Policy {
+    pub(crate) bounds: Bounds,
+    pub(crate) counters: Counters,
+}
+
+/// Which topics and key a subscriber has, to leave them when its socket ends.
+#[derive(Debug, Default)]
+pub(crate) struct Membership {
+    /// Whether the socket is still attached (cleared once, when it ends).
+    pub(crate) attached: bool,
+    pub(crate) topics: Vec<Arc<str>>,
+    pub(crate) key: Option<Arc<str>>,
+}
+
 /// Counters the hub keeps for all its subscribers.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -88,9 +104,10 @@ pub(crate) struct Mailbox {
     queue: Mutex<Queue>,
     /// Wakes the socket (its waker fan-out: whichever task polls it).
     waker: Waker,
-    bounds: Bounds,
-    counters: Arc<Counters>,
+    policy: Arc<Policy>,
     delivered: AtomicU64,
+    /// Its topics and key (the hub's bookkeeping; locked before the hub's maps).
+    pub(crate) membership: Mutex<Membership>,
     /// Whether the queue may hold something for the socket (messages or an eviction): set
     /// under the lock by a push, cleared under the lock by a take that empties the queue.
     /// Read without the lock, so that a socket polled with nothing for it takes no lock.
@@ -106,7 +123,7 @@ impl std::fmt::Debug for Mailbox {
 }
 
 impl Mailbox {
-    pub(crate) fn new(id: u64, bounds: Bounds, counters: Arc<Counters>, waker: Waker) -> Self {
+    pub(crate) fn new(id: u64, policy: Arc<Policy>, waker: Waker) -> Self {
         Self {
             id,
             queue: Mutex::new(Queue {
@@ -117,9 +134,12 @@ impl Mailbox {
                 dropped: 0,
             }),
             waker,
-            bounds,
-            counters,
+            policy,
             delivered: AtomicU64::new(0),
+            membership: Mutex::new(Membership {
+                attached: true,
+                ..Membership::default()
+            }),
             pending: AtomicBool::new(false),
         }
     }
@@ -146,10 +166,11 @@ impl Mailbox {
         }
         let over = |q: &Queue| {
             !q.items.is_empty()
-                && (q.items.len() >= self.bounds.messages || q.bytes + len > self.bounds.bytes)
+                && (q.items.len() >= self.policy.bounds.messages
+                    || q.bytes + len > self.policy.bounds.bytes)
         };
         if over(&q) {
-            match self.bounds.overflow {
+            match self.policy.bounds.overflow {
                 Overflow::DropOldest => {
                     while over(&q) {
                         let Some(old) = q.items.pop_front() else {
@@ -157,13 +178,13 @@ impl Mailbox {
                         };
                         q.bytes -= old.payload_len();
                         q.dropped += 1;
-                        self.counters.dropped.fetch_add(1, Relaxed);
+                        self.policy.counters.dropped.fetch_add(1, Relaxed);
                     }
                 }
                 Overflow::DropNewest => {
                     q.dropped += 1;
                     drop(q);
-                    self.counters.dropped.fetch_add(1, Relaxed);
+                    self.policy.counters.dropped.fetch_add(1, Relaxed);
                     return Pushed::Dropped;
                 }
                 Overflow::Close(code) => {
@@ -174,8 +195,8 @@ impl Mailbox {
                     q.evict = Some(code);
                     self.pending.store(true, Relaxed);
                     drop(q);
-                    self.counters.dropped.fetch_add(dropped, Relaxed);
-                    self.counters.closed_slow.fetch_add(1, Relaxed);
+                    self.policy.counters.dropped.fetch_add(dropped, Relaxed);
+                    self.policy.counters.closed_slow.fetch_add(1, Relaxed);
                     self.waker.wake_by_ref();
                     return Pushed::Closed;
                 }

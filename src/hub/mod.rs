@@ -64,7 +64,7 @@ pub use mailbox::Overflow;
 pub use prepared::PreparedMessage;
 
 use backplane::{Backplane, Inbound};
-use mailbox::{Attachment, Bounds, Counters, Detach, Mailbox};
+use mailbox::{Attachment, Bounds, Counters, Detach, Mailbox, Policy};
 use topics::Subscribers;
 
 /// A subscriber's queue holds at most this many messages by default.
@@ -96,22 +96,13 @@ pub(crate) struct Shared {
     /// This node's id in the payloads it sends over the backplane.
     node: [u8; 16],
     next_id: AtomicU64,
-    bounds: Bounds,
-    counters: Arc<Counters>,
+    policy: Arc<Policy>,
     published: AtomicU64,
     remote: AtomicU64,
     everyone: RwLock<Subscribers>,
-    topics: RwLock<HashMap<Box<str>, Subscribers>>,
-    keys: RwLock<HashMap<Box<str>, Subscribers>>,
-    /// Each attached socket's topics and key, to leave them when it ends.
-    members: Mutex<HashMap<u64, Membership>>,
+    topics: RwLock<HashMap<Arc<str>, Subscribers>>,
+    keys: RwLock<HashMap<Arc<str>, Subscribers>>,
     backplane: Option<Box<dyn Backplane>>,
-}
-
-#[derive(Default)]
-struct Membership {
-    topics: Vec<Box<str>>,
-    key: Option<Box<str>>,
 }
 
 /// Builds a [`Hub`] with non-default bounds, policy or backplane.
@@ -189,14 +180,15 @@ impl HubBuilder {
         let shared = Arc::new(Shared {
             node,
             next_id: AtomicU64::new(1),
-            bounds: self.bounds,
-            counters: Arc::default(),
+            policy: Arc::new(Policy {
+                bounds: self.bounds,
+                counters: Counters::default(),
+            }),
             published: AtomicU64::new(0),
             remote: AtomicU64::new(0),
             everyone: RwLock::default(),
             topics: RwLock::default(),
             keys: RwLock::default(),
-            members: Mutex::default(),
             backplane: self.backplane,
         });
         if let Some(b) = &shared.backplane {
@@ -218,7 +210,7 @@ impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("attached", &self.len())
-            .field("bounds", &self.shared.bounds)
+            .field("bounds", &self.shared.policy.bounds)
             .finish_non_exhaustive()
     }
 }
@@ -295,19 +287,13 @@ impl Hub {
         let id = self.shared.next_id.fetch_add(1, Relaxed);
         let shared = &self.shared;
         let mailbox = sealed::Sealed::attach_with(socket, |waker| {
-            let mailbox = Arc::new(Mailbox::new(
-                id,
-                shared.bounds,
-                shared.counters.clone(),
-                waker,
-            ));
+            let mailbox = Arc::new(Mailbox::new(id, shared.policy.clone(), waker));
             let attachment = Attachment {
                 mailbox: mailbox.clone(),
                 owner: shared.clone(),
             };
             (attachment, mailbox)
         });
-        lock(&shared.members).insert(id, Membership::default());
         let first = {
             let mut everyone = write(&shared.everyone);
             everyone.insert(&mailbox);
@@ -449,7 +435,7 @@ impl Hub {
     /// assert_eq!(hub.stats().queued, 0);
     /// ```
     pub fn stats(&self) -> HubStats {
-        let c = &self.shared.counters;
+        let c = &self.shared.policy.counters;
         HubStats {
             published: self.shared.published.load(Relaxed),
             received_from_nodes: self.shared.remote.load(Relaxed),
@@ -564,19 +550,31 @@ impl Member {
     /// Joins `topic`; `false` if already a subscriber or the socket has ended.
     pub fn subscribe(&self, topic: &str) -> bool {
         let shared = &self.hub.shared;
-        let mut members = lock(&shared.members);
-        let Some(membership) = members.get_mut(&self.id()) else {
+        let mut membership = lock(&self.mailbox.membership);
+        if !membership.attached {
             return false;
-        };
-        let first = {
+        }
+        let (name, first) = {
             let mut topics = write(&shared.topics);
-            let subscribers = topics.entry(topic.into()).or_default();
+            let (name, subscribers) = match topics.get_key_value(topic) {
+                Some((name, _)) => {
+                    let name = name.clone();
+                    let subscribers = topics.get_mut(topic).expect("just found");
+                    (name, subscribers)
+                }
+                None => {
+                    let name: Arc<str> = topic.into();
+                    (name.clone(), topics.entry(name).or_default())
+                }
+            };
             if !subscribers.insert(&self.mailbox) {
                 return false;
             }
-            subscribers.len() == 1
+            (name, subscribers.len() == 1)
         };
-        membership.topics.push(topic.into());
+        // Most sockets join one topic: no room reserved for more.
+        membership.topics.reserve_exact(1);
+        membership.topics.push(name);
         if first {
             shared.listen(&channel(Target::Topic(topic)));
         }
@@ -586,10 +584,7 @@ impl Member {
     /// Leaves `topic`; `false` if not a subscriber.
     pub fn unsubscribe(&self, topic: &str) -> bool {
         let shared = &self.hub.shared;
-        let mut members = lock(&shared.members);
-        let Some(membership) = members.get_mut(&self.id()) else {
-            return false;
-        };
+        let mut membership = lock(&self.mailbox.membership);
         let Some(at) = membership.topics.iter().position(|t| &**t == topic) else {
             return false;
         };
@@ -600,10 +595,11 @@ impl Member {
 
     /// The topics this member subscribes to.
     pub fn topics(&self) -> Vec<String> {
-        lock(&self.hub.shared.members)
-            .get(&self.id())
-            .map(|m| m.topics.iter().map(|t| t.to_string()).collect())
-            .unwrap_or_default()
+        lock(&self.mailbox.membership)
+            .topics
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
     }
 
     /// Registers this socket under `key` (a user id, a device group): [`Hub::send_to`] with
@@ -611,31 +607,33 @@ impl Member {
     /// registering again moves it. `false` if the socket has ended.
     pub fn register(&self, key: &str) -> bool {
         let shared = &self.hub.shared;
-        let mut members = lock(&shared.members);
-        let Some(membership) = members.get_mut(&self.id()) else {
+        let mut membership = lock(&self.mailbox.membership);
+        if !membership.attached {
             return false;
-        };
+        }
         if let Some(old) = membership.key.take() {
             shared.leave_key(&old, self.id());
         }
+        let key: Arc<str> = key.into();
         let first = {
             let mut keys = write(&shared.keys);
-            let sockets = keys.entry(key.into()).or_default();
+            let sockets = keys.entry(key.clone()).or_default();
             sockets.insert(&self.mailbox);
             sockets.len() == 1
         };
-        membership.key = Some(key.into());
+        membership.key = Some(key.clone());
         if first {
-            shared.listen(&channel(Target::Key(key)));
+            shared.listen(&channel(Target::Key(&key)));
         }
         true
     }
 
     /// The key this socket is registered under.
     pub fn key(&self) -> Option<String> {
-        lock(&self.hub.shared.members)
-            .get(&self.id())
-            .and_then(|m| m.key.as_ref().map(|k| k.to_string()))
+        lock(&self.mailbox.membership)
+            .key
+            .as_ref()
+            .map(|k| k.to_string())
     }
 
     /// Publishes to every subscriber of `topic` but this one (on every node); returns how
@@ -667,7 +665,7 @@ impl Member {
 
     /// Whether the socket is still attached (it has not ended).
     pub fn is_attached(&self) -> bool {
-        lock(&self.hub.shared.members).contains_key(&self.id())
+        lock(&self.mailbox.membership).attached
     }
 }
 
@@ -711,11 +709,11 @@ impl Shared {
         match target {
             Target::Topic(t) => read(&self.topics)
                 .get(t)
-                .map_or(0, |s| s.publish(msg, except, &self.counters)),
+                .map_or(0, |s| s.publish(msg, except, &self.policy.counters)),
             Target::Key(k) => read(&self.keys)
                 .get(k)
-                .map_or(0, |s| s.publish(msg, except, &self.counters)),
-            Target::Everyone => read(&self.everyone).publish(msg, except, &self.counters),
+                .map_or(0, |s| s.publish(msg, except, &self.policy.counters)),
+            Target::Everyone => read(&self.everyone).publish(msg, except, &self.policy.counters),
         }
     }
 
@@ -798,8 +796,13 @@ impl Shared {
 impl Detach for Shared {
     fn detach(&self, mailbox: &Mailbox) {
         let id = mailbox.id();
-        let Some(membership) = lock(&self.members).remove(&id) else {
-            return;
+        let membership = {
+            let mut m = lock(&mailbox.membership);
+            if !m.attached {
+                return;
+            }
+            m.attached = false;
+            std::mem::take(&mut *m)
         };
         for topic in &membership.topics {
             self.leave_topic(topic, id);
