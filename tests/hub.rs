@@ -384,3 +384,56 @@ async fn two_hubs_on_one_backplane_deliver_each_publish_once_on_both() {
     // The sender node never took its own messages back from the bus.
     assert_eq!(node_a.stats().received_from_nodes, 50);
 }
+
+#[tokio::test]
+async fn a_topic_with_100_000_subscribers_publishes_and_shrinks() {
+    use tower_ws::{Role, WebSocket};
+
+    const N: usize = 100_000;
+    let hub = Hub::new();
+    let msg = tower_ws::hub::PreparedMessage::text("to everyone");
+    let mut sockets = Vec::with_capacity(N);
+    let mut peers = Vec::with_capacity(N);
+    for _ in 0..N {
+        let (io, peer) = tokio::io::duplex(256);
+        let mut ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+        assert!(hub.attach(&mut ws).subscribe("big"));
+        sockets.push(ws);
+        peers.push(peer);
+    }
+    assert_eq!(hub.subscribers("big"), N);
+    // One encoding, N queued references.
+    assert_eq!(hub.publish("big", &msg), N);
+    assert_eq!(hub.stats().queued, N as u64);
+    // Every other socket goes: each leaves in O(1), the rest still get what is published.
+    let mut i = 0;
+    sockets.retain(|_| {
+        i += 1;
+        i % 2 == 0
+    });
+    assert_eq!(hub.subscribers("big"), N / 2);
+    assert_eq!(hub.publish("big", &msg), N / 2);
+    drop(sockets);
+    assert_eq!(hub.subscribers("big"), 0);
+    assert!(hub.topics().is_empty(), "an empty topic is forgotten");
+    assert!(hub.is_empty());
+}
+
+#[tokio::test]
+async fn a_node_that_goes_away_leaves_the_others_unaffected() {
+    let bus = LocalBackplane::new();
+    let node_a = Hub::builder().backplane(bus.node()).build();
+    let node_b = Hub::builder().backplane(bus.node()).build();
+    let node_c = Hub::builder().backplane(bus.node()).build();
+    let (addr_b, mut joined_b, _) = hub_server(&node_b, Config::default(), subscribe_to("t")).await;
+    let (mut on_b, _) = join(addr_b, &mut joined_b).await;
+    node_a.publish("t", "before");
+    // Node A dies (its hub and its place on the bus are gone) between two publishes.
+    drop(node_a);
+    node_c.publish("t", "after");
+    node_b.publish("t", "local");
+    assert_eq!(text(&mut on_b).await, "before");
+    assert_eq!(text(&mut on_b).await, "after");
+    assert_eq!(text(&mut on_b).await, "local");
+    assert_eq!(node_b.stats().received_from_nodes, 2);
+}
