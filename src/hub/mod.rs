@@ -14,7 +14,7 @@
 //!   behind, the hub's [`Overflow`] policy applies to that subscriber only. Publishing never
 //!   waits, so a slow subscriber never slows the publisher or the others. [`Hub::stats`] and
 //!   [`Member::stats`] count what was queued, dropped and closed.
-//! - With a [`Backplane`](backplane::Backplane), publishes reach the subscribers on every
+//! - With a [`Backplane`] (see [`backplane`]), publishes reach the subscribers on every
 //!   node (Redis pub/sub with the `redis` feature).
 //!
 //! A socket's membership ends when the socket ends (its close handshake, an error) or is
