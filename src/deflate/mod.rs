@@ -26,6 +26,8 @@ pub(crate) mod negotiate;
 pub(crate) use codec::compress_alone;
 pub(crate) use codec::{Deflater, Inflater};
 pub(crate) use negotiate::{Agreed, negotiate};
+#[cfg(feature = "client")]
+pub(crate) use negotiate::{accept_response, offer};
 
 /// The server's permessage-deflate policy.
 ///

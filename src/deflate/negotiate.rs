@@ -152,6 +152,116 @@ fn response(a: &Agreed, offered_server_bits: bool) -> HeaderValue {
     HeaderValue::try_from(out).expect("ASCII header value")
 }
 
+/// The client's offer (RFC 7692 §7.1): permessage-deflate with `client_max_window_bits` (so the
+/// server may limit our window), and whatever of the policy's limits differ from the defaults.
+#[cfg(feature = "client")]
+pub(crate) fn offer(policy: &DeflateConfig) -> HeaderValue {
+    let mut out = String::from("permessage-deflate");
+    if policy.server_no_context_takeover {
+        out.push_str("; server_no_context_takeover");
+    }
+    if policy.client_no_context_takeover {
+        out.push_str("; client_no_context_takeover");
+    }
+    let server_bits = policy.server_max_window_bits.clamp(9, 15);
+    if server_bits < 15 {
+        out.push_str(&format!("; server_max_window_bits={server_bits}"));
+    }
+    let client_bits = policy.client_max_window_bits.clamp(9, 15);
+    if client_bits < 15 {
+        out.push_str(&format!("; client_max_window_bits={client_bits}"));
+    } else {
+        out.push_str("; client_max_window_bits");
+    }
+    HeaderValue::try_from(out).expect("ASCII header value")
+}
+
+/// Why a server's `Sec-WebSocket-Extensions` response cannot be accepted (RFC 7692 §5, §7).
+#[cfg(feature = "client")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ResponseError {
+    /// An extension that was not offered (or offered once and answered twice).
+    NotOffered(String),
+    /// permessage-deflate with a parameter that is unknown, repeated, out of range, or not
+    /// allowed by the offer.
+    BadParameters(String),
+}
+
+/// Checks the server's extension response against our `offer` (from `policy`; `None` if we
+/// offered nothing); returns what was agreed.
+#[cfg(feature = "client")]
+pub(crate) fn accept_response<'a>(
+    fields: impl Iterator<Item = &'a HeaderValue>,
+    policy: Option<&DeflateConfig>,
+) -> Result<Option<Agreed>, ResponseError> {
+    let mut agreed = None;
+    for field in fields {
+        let text = field
+            .to_str()
+            .map_err(|_| ResponseError::BadParameters("not ASCII".into()))?;
+        let list = parse_list(text)
+            .map_err(|_| ResponseError::BadParameters(format!("unparsable: {text:?}")))?;
+        for (name, params) in list {
+            let Some(policy) = policy
+                .filter(|_| name.eq_ignore_ascii_case("permessage-deflate") && agreed.is_none())
+            else {
+                return Err(ResponseError::NotOffered(name.to_owned()));
+            };
+            agreed = Some(
+                response_params(&params, policy)
+                    .ok_or_else(|| ResponseError::BadParameters(text.to_owned()))?,
+            );
+        }
+    }
+    Ok(agreed)
+}
+
+/// RFC 7692 §7.1: each parameter at most once, window bits 8-15 and within what was offered;
+/// `server_max_window_bits` only if offered; `client_max_window_bits` with a value.
+#[cfg(feature = "client")]
+fn response_params(params: &[Param<'_>], policy: &DeflateConfig) -> Option<Agreed> {
+    let offered_server_bits = policy.server_max_window_bits.clamp(9, 15);
+    let offered_client_bits = policy.client_max_window_bits.clamp(9, 15);
+    let mut server_nct = false;
+    let mut client_nct = false;
+    let mut server_bits = None;
+    let mut client_bits = None;
+    for (name, value) in params {
+        match (name.to_ascii_lowercase().as_str(), value) {
+            ("server_no_context_takeover", None) if !server_nct => server_nct = true,
+            ("client_no_context_takeover", None) if !client_nct => client_nct = true,
+            ("server_max_window_bits", Some(v))
+                if server_bits.is_none() && offered_server_bits < 15 =>
+            {
+                server_bits = Some(window_bits(v).filter(|b| *b <= offered_server_bits)?);
+            }
+            ("client_max_window_bits", Some(v)) if client_bits.is_none() => {
+                client_bits = Some(window_bits(v).filter(|b| *b <= offered_client_bits)?);
+            }
+            _ => return None,
+        }
+    }
+    // We asked the server for server_no_context_takeover: it must agree.
+    if policy.server_no_context_takeover && !server_nct {
+        return None;
+    }
+    let client_max_window_bits = client_bits.unwrap_or(offered_client_bits);
+    Some(Agreed {
+        server_no_context_takeover: server_nct,
+        client_no_context_takeover: client_nct || policy.client_no_context_takeover,
+        server_max_window_bits: server_bits.unwrap_or(15),
+        client_max_window_bits,
+        level: policy.level.min(9),
+        // zlib cannot compress with a 256-byte window: a server that limits us to 8 bits gets
+        // every message uncompressed (allowed: RSV1 is per message).
+        threshold: if client_max_window_bits < 9 {
+            usize::MAX
+        } else {
+            policy.threshold
+        },
+    })
+}
+
 /// `extension-list = 1#extension; extension = token *( ";" param ); param = token ["=" (token |
 /// quoted-string)]`, with optional whitespace around separators.
 fn parse_list(text: &str) -> Result<Vec<(&str, Vec<Param<'_>>)>, SyntaxError> {

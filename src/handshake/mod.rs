@@ -28,6 +28,8 @@
 //! assert_eq!(response.headers()["sec-websocket-protocol"], "chat.v2");
 //! ```
 
+#[cfg(feature = "client")]
+pub(crate) mod client;
 mod error;
 mod head;
 mod headers;

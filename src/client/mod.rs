@@ -1,0 +1,373 @@
+//! A WebSocket client: dial `ws://` servers, or any stream you bring, and test any tower
+//! service without a port.
+//!
+//! [`connect`] covers the common case; a [`ClientBuilder`] adds subprotocols, headers,
+//! permessage-deflate, a [`Config`] and a connect timeout. Either returns the socket (client
+//! role: every frame masked with a key from the OS's random source) and the server's `101`
+//! response head. Every failure is a [`ClientError`] saying what went wrong, a refusal with
+//! the server's status, head and body.
+//!
+//! The handshake runs over hyper's HTTP/1.1 client. `wss://` needs a TLS stream: connect
+//! one yourself (tokio-rustls, tokio-native-tls) and hand it to
+//! [`connect_on`](ClientBuilder::connect_on).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use tower_ws::Message;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let (mut ws, _response) = tower_ws::client::connect("ws://127.0.0.1:9001/echo").await?;
+//! ws.send(Message::text("hello")).await?;
+//! if let Some(reply) = ws.recv().await {
+//!     println!("{:?}", reply?);
+//! }
+//! ws.close(tower_ws::CloseCode::NORMAL, "done").await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::config::Config;
+use crate::handshake::client::{Offer, Problem, request};
+use crate::proto::Role;
+use crate::upgrade::UpgradedWebSocket;
+use crate::{Body, WebSocket};
+
+mod error;
+#[cfg(feature = "server")]
+mod service;
+
+pub use error::ClientError;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use service::connect_service;
+
+/// The default bound on connecting and the handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of a refusal's body is kept.
+const MAX_REFUSAL_BODY: usize = 64 << 10;
+
+/// Connects to `uri` (`ws://host[:port]/path`) with the default settings.
+///
+/// # Errors
+///
+/// See [`ClientError`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tower_ws::client::ClientError> {
+/// let (ws, response) = tower_ws::client::connect("ws://127.0.0.1:9001/").await?;
+/// assert_eq!(response.status(), 101);
+/// # drop(ws); Ok(()) }
+/// ```
+pub async fn connect(uri: &str) -> Result<(UpgradedWebSocket, Response<()>), ClientError> {
+    ClientBuilder::new(uri)?.connect().await
+}
+
+/// A client connection being set up: what to offer, with which settings.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_ws::client::ClientBuilder;
+///
+/// # async fn run() -> Result<(), tower_ws::client::ClientError> {
+/// let (ws, response) = ClientBuilder::new("ws://127.0.0.1:9001/chat")?
+///     .protocols(["chat.v2", "chat.v1"])
+///     .header("authorization", "Bearer demo-token")
+///     .connect_timeout(Duration::from_secs(3))
+///     .connect()
+///     .await?;
+/// println!("speaking {:?}", ws.protocol());
+/// # drop(response); Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientBuilder {
+    uri: Uri,
+    offer: Offer,
+    config: Config,
+    connect_timeout: Duration,
+    /// A builder call that could not be honoured, reported when connecting.
+    problem: Option<String>,
+}
+
+impl ClientBuilder {
+    /// A client for `uri` (`ws://` or `wss://`; `wss://` only with
+    /// [`connect_on`](ClientBuilder::connect_on) and a TLS stream).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidUri`] if `uri` does not parse.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(tower_ws::client::ClientBuilder::new("ws://localhost/").is_ok());
+    /// assert!(tower_ws::client::ClientBuilder::new("not a uri").is_err());
+    /// ```
+    pub fn new(uri: &str) -> Result<Self, ClientError> {
+        let uri: Uri = uri
+            .parse()
+            .map_err(|e| ClientError::InvalidUri(format!("{uri:?}: {e}")))?;
+        Ok(Self {
+            uri,
+            offer: Offer::default(),
+            config: Config::default(),
+            connect_timeout: CONNECT_TIMEOUT,
+            problem: None,
+        })
+    }
+
+    /// Offers these subprotocols, in order of preference; the server's choice must be one of
+    /// them ([`WebSocket::protocol`] tells which).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = tower_ws::client::ClientBuilder::new("ws://h/").unwrap().protocols(["v2", "v1"]);
+    /// # drop(b);
+    /// ```
+    pub fn protocols<I>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        for p in protocols {
+            match HeaderValue::from_str(p.as_ref()) {
+                Ok(v) if !p.as_ref().is_empty() && !p.as_ref().contains([',', ' ']) => {
+                    self.offer.protocols.push(v);
+                }
+                _ => {
+                    self.problem = Some(format!("subprotocol {:?} is not a token", p.as_ref()));
+                }
+            }
+        }
+        self
+    }
+
+    /// Adds a request header (authentication, cookies, `Origin`...). The headers the handshake
+    /// writes itself (`Host`, `Connection`, `Upgrade`, `Sec-WebSocket-*`) are refused when
+    /// connecting, as are invalid names or values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = tower_ws::client::ClientBuilder::new("ws://h/").unwrap().header("origin", "https://h");
+    /// # drop(b);
+    /// ```
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                self.offer.headers.append(n, v);
+            }
+            _ => self.problem = Some(format!("header {name:?} is not valid")),
+        }
+        self
+    }
+
+    /// Offers permessage-deflate (RFC 7692) with these parameters; the server's answer is
+    /// checked against the offer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::DeflateConfig;
+    /// let b = tower_ws::client::ClientBuilder::new("ws://h/").unwrap().deflate(DeflateConfig::default());
+    /// # drop(b);
+    /// ```
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+    pub fn deflate(mut self, config: crate::DeflateConfig) -> Self {
+        self.offer.deflate = Some(config);
+        self
+    }
+
+    /// The socket's settings: limits, buffer sizes, keepalive, close timeout. (Its handshake
+    /// settings, `Origin` policy and the like, are a server's and are not used here.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::Config;
+    /// let b = tower_ws::client::ClientBuilder::new("ws://h/")
+    ///     .unwrap()
+    ///     .config(Config::default().max_message_size(Some(1 << 20)));
+    /// # drop(b);
+    /// ```
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Bounds connecting and the handshake (default 10 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = tower_ws::client::ClientBuilder::new("ws://h/")
+    ///     .unwrap()
+    ///     .connect_timeout(std::time::Duration::from_secs(2));
+    /// # drop(b);
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects over TCP to the URI's host and port (80 by default) and runs the handshake.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`]; `wss://` URIs are refused with [`ClientError::InvalidUri`] (bring
+    /// a TLS stream to [`connect_on`](ClientBuilder::connect_on)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_ws::client::ClientError> {
+    /// let (ws, _) = tower_ws::client::ClientBuilder::new("ws://127.0.0.1:9001/")?.connect().await?;
+    /// # drop(ws); Ok(()) }
+    /// ```
+    pub async fn connect(self) -> Result<(UpgradedWebSocket, Response<()>), ClientError> {
+        if self.uri.scheme_str() != Some("ws") {
+            return Err(ClientError::InvalidUri(format!(
+                "{}: connect() dials ws:// only; for wss://, connect_on() a TLS stream",
+                self.uri
+            )));
+        }
+        let host = self
+            .uri
+            .host()
+            .ok_or_else(|| ClientError::InvalidUri(format!("{}: no host", self.uri)))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = self.uri.port_u16().unwrap_or(80);
+        let timeout = self.connect_timeout;
+        bounded(timeout, async move {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let _ = tcp.set_nodelay(true);
+            self.handshake(tcp).await
+        })
+        .await
+    }
+
+    /// Runs the handshake over `io`, a connection you opened (TLS, a Unix socket, a proxy
+    /// tunnel, an in-memory pipe).
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tcp = tokio::net::TcpStream::connect("127.0.0.1:9001").await?;
+    /// let (ws, _) = tower_ws::client::ClientBuilder::new("ws://127.0.0.1:9001/")?
+    ///     .connect_on(tcp)
+    ///     .await?;
+    /// # drop(ws); Ok(()) }
+    /// ```
+    pub async fn connect_on<S>(
+        self,
+        io: S,
+    ) -> Result<(UpgradedWebSocket, Response<()>), ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let timeout = self.connect_timeout;
+        bounded(timeout, self.handshake(io)).await
+    }
+
+    async fn handshake<S>(self, io: S) -> Result<(UpgradedWebSocket, Response<()>), ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if let Some(problem) = self.problem {
+            return Err(ClientError::InvalidRequest(problem));
+        }
+        let (pending, req) = request(&self.uri, self.offer).map_err(from_problem)?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(conn.with_upgrades());
+        let res = send
+            .send_request(req.map(|()| Body::empty()))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let (head, body) = res.into_parts();
+            let body = read_some(body, MAX_REFUSAL_BODY).await;
+            return Err(ClientError::Refused {
+                status: head.status,
+                response: Box::new(Response::from_parts(head, ())),
+                body,
+            });
+        }
+        let (head, body) = res.into_parts();
+        let negotiated = pending.verify(&head).map_err(from_problem)?;
+        let upgraded = hyper::upgrade::on(Response::from_parts(head.clone(), body))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let ws = WebSocket::with_negotiated(
+            TokioIo::new(upgraded),
+            Role::Client,
+            self.config.socket(),
+            negotiated,
+        );
+        Ok((ws, Response::from_parts(head, ())))
+    }
+}
+
+fn from_problem(p: Problem) -> ClientError {
+    match p {
+        Problem::Uri(s) => ClientError::InvalidUri(s),
+        Problem::Request(s) => ClientError::InvalidRequest(s),
+        Problem::Accept(s) => ClientError::BadAccept(s),
+        Problem::Protocol(s) => ClientError::ProtocolNotOffered(s),
+        Problem::Extension(s) => ClientError::BadExtension(s),
+    }
+}
+
+async fn bounded<T>(
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or(Err(ClientError::Timeout))
+}
+
+/// Up to `max` bytes of a body (what a refusal says), bounded by the caller's timeout.
+async fn read_some(mut body: hyper::body::Incoming, max: usize) -> Bytes {
+    use hyper::body::Body as _;
+    let mut out = BytesMut::new();
+    while out.len() < max {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let take = data.len().min(max - out.len());
+                    out.extend_from_slice(&data[..take]);
+                }
+            }
+            _ => break,
+        }
+    }
+    out.freeze()
+}

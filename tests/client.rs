@@ -1,0 +1,322 @@
+//! The client against this crate's server, against raw servers that answer wrongly, and
+//! connected to tower services in memory.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{serve, within};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tower_ws::client::{ClientBuilder, ClientError, connect};
+use tower_ws::{CloseCode, Config, ErrorKind, Message, UpgradedWebSocket};
+
+async fn echo(mut ws: UpgradedWebSocket) {
+    while let Some(Ok(msg)) = ws.recv().await {
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_talks_to_the_server_and_closes_cleanly() {
+    let addr = serve(Config::default(), echo).await;
+    let (mut ws, response) = within(connect(&format!("ws://{addr}/echo"))).await.unwrap();
+    assert_eq!(response.status(), 101);
+    for msg in [
+        Message::text("hello"),
+        Message::binary(vec![0u8; 70_000]),
+        Message::text("é".repeat(1000)),
+    ] {
+        ws.send(msg.clone()).await.unwrap();
+        assert_eq!(within(ws.recv()).await.unwrap().unwrap(), msg);
+    }
+    within(ws.close(CloseCode::NORMAL, "bye")).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_server_picks_one_of_the_offered_subprotocols() {
+    let addr = serve(Config::default().protocols(["chat", "superchat"]), echo).await;
+    let (ws, response) = within(
+        ClientBuilder::new(&format!("ws://{addr}/"))
+            .unwrap()
+            .protocols(["v9", "superchat"])
+            .connect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ws.protocol().unwrap(), "superchat");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "superchat");
+}
+
+#[cfg(feature = "deflate")]
+#[tokio::test]
+async fn deflate_is_negotiated_and_used_both_ways() {
+    let config = Config::default().deflate(Some(tower_ws::DeflateConfig::default().threshold(0)));
+    let addr = serve(config, echo).await;
+    let (mut ws, response) = within(
+        ClientBuilder::new(&format!("ws://{addr}/"))
+            .unwrap()
+            .deflate(tower_ws::DeflateConfig::default().threshold(0))
+            .connect(),
+    )
+    .await
+    .unwrap();
+    let agreed = response.headers()["sec-websocket-extensions"]
+        .to_str()
+        .unwrap();
+    assert!(agreed.starts_with("permessage-deflate"), "{agreed}");
+    for i in 0..20 {
+        let msg = Message::text(format!(
+            "{{\"tick\":{i},\"pad\":\"{}\"}}",
+            "x".repeat(i * 50)
+        ));
+        ws.send(msg.clone()).await.unwrap();
+        assert_eq!(within(ws.recv()).await.unwrap().unwrap(), msg);
+    }
+}
+
+/// A TCP server that reads one request head and answers with `answer(key)`, then `after`.
+async fn raw_server(answer: fn(&str) -> String, after: &'static [u8]) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("sec-websocket-key: "))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        tcp.write_all(answer(&key).as_bytes()).await.unwrap();
+        tcp.write_all(after).await.unwrap();
+        // Hold the connection until the client is done with it.
+        let mut sink = [0u8; 1024];
+        while tcp.read(&mut sink).await.unwrap_or(0) > 0 {}
+    });
+    addr
+}
+
+fn switching(key: &str, extra: &str) -> String {
+    let accept = tower_ws::handshake::accept_key(key.as_bytes());
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_refusal_keeps_the_status_head_and_body() {
+    let addr = raw_server(
+        |_| {
+            "HTTP/1.1 403 Forbidden\r\nx-reason: token\r\ncontent-length: 12\r\n\r\nno token, no"
+                .into()
+        },
+        b"",
+    )
+    .await;
+    let err = within(connect(&format!("ws://{addr}/"))).await.unwrap_err();
+    let ClientError::Refused {
+        status,
+        response,
+        body,
+    } = err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(status, 403);
+    assert_eq!(response.headers()["x-reason"], "token");
+    assert_eq!(&body[..], b"no token, no");
+}
+
+#[tokio::test]
+async fn a_wrong_accept_key_is_refused() {
+    let addr = raw_server(|_| switching("dGhlIHNhbXBsZSBub25jZQ==", ""), b"").await;
+    let err = within(connect(&format!("ws://{addr}/"))).await.unwrap_err();
+    assert!(matches!(err, ClientError::BadAccept(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unoffered_subprotocol_or_extension_is_refused() {
+    let addr = raw_server(
+        |key| switching(key, "Sec-WebSocket-Protocol: other\r\n"),
+        b"",
+    )
+    .await;
+    let err = within(
+        ClientBuilder::new(&format!("ws://{addr}/"))
+            .unwrap()
+            .protocols(["mine"])
+            .connect(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ClientError::ProtocolNotOffered(ref p) if p == "other"),
+        "{err:?}"
+    );
+
+    let addr = raw_server(
+        |key| switching(key, "Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+        b"",
+    )
+    .await;
+    let err = within(connect(&format!("ws://{addr}/"))).await.unwrap_err();
+    assert!(matches!(err, ClientError::BadExtension(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_masks_its_frames_fails_the_connection() {
+    // A masked text frame "hi" (RFC 6455 §5.1: a client closes on a masked frame).
+    const MASKED: &[u8] = &[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+    let addr = raw_server(|key| switching(key, ""), MASKED).await;
+    let (mut ws, _) = within(connect(&format!("ws://{addr}/"))).await.unwrap();
+    let err = within(ws.recv()).await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadMasking);
+    assert_eq!(err.close_code(), Some(CloseCode::PROTOCOL_ERROR));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tcp);
+    });
+    let err = within(
+        ClientBuilder::new(&format!("ws://{addr}/"))
+            .unwrap()
+            .connect_timeout(Duration::from_millis(200))
+            .connect(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout), "{err:?}");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_before_connecting() {
+    for (builder, what) in [
+        (
+            ClientBuilder::new("ws://127.0.0.1:1/")
+                .unwrap()
+                .header("Sec-WebSocket-Key", "x"),
+            "owned header",
+        ),
+        (
+            ClientBuilder::new("ws://127.0.0.1:1/")
+                .unwrap()
+                .protocols(["a b"]),
+            "bad subprotocol",
+        ),
+    ] {
+        let err = within(builder.connect_on(tokio::io::duplex(64).0))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::InvalidRequest(_)),
+            "{what}: {err:?}"
+        );
+    }
+    let err = within(connect("wss://127.0.0.1:1/")).await.unwrap_err();
+    assert!(matches!(err, ClientError::InvalidUri(_)), "{err:?}");
+    assert!(matches!(
+        connect("ftp://h/").await.unwrap_err(),
+        ClientError::InvalidUri(_)
+    ));
+}
+
+#[cfg(feature = "server")]
+mod in_memory {
+    use super::*;
+    use tower::Layer;
+    use tower_ws::WebSocketLayer;
+    use tower_ws::client::connect_service;
+
+    fn plain() -> impl tower::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<tower_ws::Body>,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(tower_ws::Body::from("plain")))
+        })
+    }
+
+    #[tokio::test]
+    async fn a_layered_service_is_tested_without_a_port() {
+        let service = WebSocketLayer::new()
+            .path("/ws")
+            .on_upgrade(|ws: UpgradedWebSocket, _parts| echo(ws))
+            .layer(plain());
+        let (mut ws, _) = within(connect_service(service.clone(), "ws://localhost/ws"))
+            .await
+            .unwrap();
+        ws.send(Message::text("in memory")).await.unwrap();
+        assert_eq!(
+            within(ws.recv()).await.unwrap().unwrap(),
+            Message::text("in memory")
+        );
+        // Another path is not the layer's: the plain service answers, and the client says so.
+        let err = within(connect_service(service, "ws://localhost/other"))
+            .await
+            .unwrap_err();
+        let ClientError::Refused { status, body, .. } = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!((status.as_u16(), &body[..]), (200, &b"plain"[..]));
+    }
+
+    #[cfg(feature = "axum")]
+    #[tokio::test]
+    async fn an_axum_router_is_tested_without_a_port() {
+        use axum::routing::any;
+        use tower_ws::axum::WebSocketUpgrade;
+
+        let app = axum::Router::new().route(
+            "/ws",
+            any(|ws: WebSocketUpgrade| async {
+                ws.protocols(["v1"]).on_upgrade(|mut socket| async move {
+                    let _ = socket
+                        .send(tower_ws::axum::Message::Text("hello from axum".into()))
+                        .await;
+                })
+            }),
+        );
+        let (mut ws, _) = within(
+            ClientBuilder::new("ws://localhost/ws")
+                .unwrap()
+                .protocols(["v1"])
+                .connect_service(app.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ws.protocol().unwrap(), "v1");
+        assert_eq!(
+            within(ws.recv()).await.unwrap().unwrap(),
+            Message::text("hello from axum")
+        );
+        let err = within(connect_service(app, "ws://localhost/nope"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Refused { status, .. } if status == 404),
+            "{err:?}"
+        );
+    }
+}
