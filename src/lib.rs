@@ -9,6 +9,7 @@
 //!   service WebSockets, and everything else passes through untouched.
 //! - `axum` (feature `axum`) is a drop-in replacement for `axum::extract::ws`.
 //! - `typed` (feature `json`) carries serde types as JSON messages.
+//! - `client` (feature `client`) opens WebSockets: to servers, or to a tower service in memory.
 //! - `hub` (feature `hub`) sends one message to many sockets: topics, users, many nodes.
 //! - [`Shutdown`] closes every open socket with 1001 and refuses new ones with 503.
 //!
@@ -22,6 +23,7 @@
 //! | `server`  | yes     | `tower_ws::serve`: the accept loop on hyper (HTTP/1.1), given a handler |
 //! | `axum`    |         | `tower_ws::axum`: `WebSocketUpgrade`, `WebSocket`, `Message`, ... as in axum 0.8 |
 //! | `json`    |         | `tower_ws::typed`: `Typed`, a `Stream` + `Sink` of serde types |
+//! | `client`  |         | `tower_ws::client`: dial `ws://` servers; with `server`, test any tower service in memory |
 //! | `hub`     |         | `tower_ws::hub`: topics, a registry by key, prepared messages, slow-subscriber policy |
 //! | `redis`   |         | `hub::backplane::RedisBackplane`: one hub over many nodes through Redis pub/sub |
 //!
@@ -348,7 +350,8 @@ pub mod __fuzz;
     feature = "axum",
     feature = "json",
     feature = "hub",
-    feature = "redis"
+    feature = "redis",
+    feature = "client"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -217,7 +217,7 @@ pub(crate) fn accept_response<'a>(
 }
 
 /// RFC 7692 §7.1: each parameter at most once, window bits 8-15 and within what was offered;
-/// `server_max_window_bits` only if offered; `client_max_window_bits` with a value.
+/// `client_max_window_bits` with a value.
 #[cfg(feature = "client")]
 fn response_params(params: &[Param<'_>], policy: &DeflateConfig) -> Option<Agreed> {
     let offered_server_bits = policy.server_max_window_bits.clamp(9, 15);
@@ -230,9 +230,9 @@ fn response_params(params: &[Param<'_>], policy: &DeflateConfig) -> Option<Agree
         match (name.to_ascii_lowercase().as_str(), value) {
             ("server_no_context_takeover", None) if !server_nct => server_nct = true,
             ("client_no_context_takeover", None) if !client_nct => client_nct = true,
-            ("server_max_window_bits", Some(v))
-                if server_bits.is_none() && offered_server_bits < 15 =>
-            {
+            // RFC 7692 §7.1.2.1: the server may announce a smaller window even unasked
+            // (Python's `websockets` does); never a larger one than we asked for.
+            ("server_max_window_bits", Some(v)) if server_bits.is_none() => {
                 server_bits = Some(window_bits(v).filter(|b| *b <= offered_server_bits)?);
             }
             ("client_max_window_bits", Some(v)) if client_bits.is_none() => {

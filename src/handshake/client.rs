@@ -279,9 +279,13 @@ mod tests {
                 .server_max_window_bits,
             15
         );
+        // A server may announce a smaller window of its own unasked (RFC 7692 §7.1.2.1).
+        let unasked =
+            ok("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12");
+        assert_eq!(unasked.unwrap().deflate.unwrap().server_max_window_bits, 12);
         for bad in [
-            // server_max_window_bits was not offered (RFC 7692 §7.1.2.1).
-            "permessage-deflate; server_max_window_bits=10",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_max_window_bits",
             "permessage-deflate; client_max_window_bits",
             "permessage-deflate; client_max_window_bits=16",
             "permessage-deflate; server_no_context_takeover; server_no_context_takeover",

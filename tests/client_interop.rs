@@ -1,0 +1,108 @@
+//! The client against an independent server, the Python `websockets` package: plain, and with
+//! permessage-deflate (context takeover, and no context takeover with a limited window).
+//!
+//! `.ci/run` installs the package and sets `TOWER_WS_REQUIRE_PYTHON=1`, which turns a missing
+//! package into a failure; elsewhere the test is skipped with a loud notice.
+
+mod support;
+
+use std::process::Stdio;
+
+use support::within;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tower_ws::Message;
+use tower_ws::client::ClientBuilder;
+
+fn python_websockets_available() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import websockets.asyncio.server"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("TOWER_WS_REQUIRE_PYTHON").is_none(),
+            "the Python `websockets` package is required (pip install websockets)"
+        );
+        eprintln!("\n*** SKIPPED: client interop needs Python 3 with `websockets` ***\n");
+    }
+    ok
+}
+
+/// Starts the Python echo server in `mode`; returns it (killed on drop) and its port.
+async fn python_server(mode: &str) -> (tokio::process::Child, u16) {
+    let script = format!("{}/tests/python/echo_server.py", env!("CARGO_MANIFEST_DIR"));
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(mode)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = within(lines.next_line()).await.unwrap().expect("a port");
+    (child, port.trim().parse().unwrap())
+}
+
+/// Messages that compress, and some that do not, of several sizes.
+fn messages() -> Vec<Message> {
+    let mut out = Vec::new();
+    for i in 0..30usize {
+        out.push(Message::text(format!(
+            "{{\"seq\":{i},\"event\":\"tick\",\"pad\":\"{}\"}}",
+            "ab".repeat(i * 40)
+        )));
+        out.push(Message::binary(
+            (0..i * 997)
+                .map(|j| (j * 31 % 251) as u8)
+                .collect::<Vec<u8>>(),
+        ));
+    }
+    out.push(Message::text("é".repeat(100_000)));
+    out
+}
+
+async fn round_trip(mode: &str, deflate: bool) -> String {
+    let (_server, port) = python_server(mode).await;
+    let mut builder = ClientBuilder::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
+    #[cfg(feature = "deflate")]
+    if deflate {
+        builder = builder.deflate(tower_ws::DeflateConfig::default().threshold(0));
+    }
+    #[cfg(not(feature = "deflate"))]
+    let _ = deflate;
+    let (mut ws, response) = within(builder.connect()).await.unwrap();
+    for msg in messages() {
+        ws.send(msg.clone()).await.unwrap();
+        assert_eq!(within(ws.recv()).await.unwrap().unwrap(), msg, "{mode}");
+    }
+    within(ws.close(tower_ws::CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    response
+        .headers()
+        .get("sec-websocket-extensions")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn round_trips_with_python_websockets() {
+    if !python_websockets_available() {
+        return;
+    }
+    assert_eq!(round_trip("none", false).await, "");
+    #[cfg(feature = "deflate")]
+    {
+        assert_eq!(
+            round_trip("none", true).await,
+            "",
+            "declined: no compression"
+        );
+        let agreed = round_trip("deflate", true).await;
+        assert!(agreed.starts_with("permessage-deflate"), "{agreed}");
+        let agreed = round_trip("deflate-limits", true).await;
+        assert!(agreed.contains("server_no_context_takeover"), "{agreed}");
+        assert!(agreed.contains("client_max_window_bits=10"), "{agreed}");
+    }
+}
