@@ -24,6 +24,7 @@
 //! | `axum`    |         | `tower_ws::axum`: `WebSocketUpgrade`, `WebSocket`, `Message`, ... as in axum 0.8 |
 //! | `json`    |         | `tower_ws::typed`: `Typed`, a `Stream` + `Sink` of serde types |
 //! | `client`  |         | `tower_ws::client`: dial `ws://` servers; with `server`, test any tower service in memory |
+//! | `rustls`  |         | `wss://` for the client (rustls, webpki roots); `native-roots`: the system's roots |
 //! | `hub`     |         | `tower_ws::hub`: topics, a registry by key, prepared messages, slow-subscriber policy |
 //! | `redis`   |         | `hub::backplane::RedisBackplane`: one hub over many nodes through Redis pub/sub |
 //!

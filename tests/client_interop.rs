@@ -28,12 +28,14 @@ fn python_websockets_available() -> bool {
     ok
 }
 
-/// Starts the Python echo server in `mode`; returns it (killed on drop) and its port.
-async fn python_server(mode: &str) -> (tokio::process::Child, u16) {
+/// Starts the Python echo server in `mode` (with `args`); returns it (killed on drop) and its
+/// port.
+async fn python_server(mode: &str, args: &[&str]) -> (tokio::process::Child, u16) {
     let script = format!("{}/tests/python/echo_server.py", env!("CARGO_MANIFEST_DIR"));
     let mut child = tokio::process::Command::new("python3")
         .arg(script)
         .arg(mode)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -63,7 +65,7 @@ fn messages() -> Vec<Message> {
 }
 
 async fn round_trip(mode: &str, deflate: bool) -> String {
-    let (_server, port) = python_server(mode).await;
+    let (_server, port) = python_server(mode, &[]).await;
     let mut builder = ClientBuilder::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
     #[cfg(feature = "deflate")]
     if deflate {
@@ -104,5 +106,88 @@ async fn round_trips_with_python_websockets() {
         let agreed = round_trip("deflate-limits", true).await;
         assert!(agreed.contains("server_no_context_takeover"), "{agreed}");
         assert!(agreed.contains("client_max_window_bits=10"), "{agreed}");
+    }
+}
+
+#[cfg(all(feature = "rustls", feature = "deflate"))]
+mod tls {
+    use std::sync::Arc;
+
+    use super::*;
+    use tower_ws::client::{ClientError, rustls};
+
+    /// A self-signed certificate for `localhost`, written as PEM files in a fresh directory;
+    /// returns the directory and the certificate (to trust).
+    fn self_signed() -> (
+        std::path::PathBuf,
+        rustls::pki_types::CertificateDer<'static>,
+    ) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "tower-ws-tls-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+        (dir, cert.cert.der().clone())
+    }
+
+    fn trusting(cert: rustls::pki_types::CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    #[tokio::test]
+    async fn wss_to_python_websockets_with_a_custom_root() {
+        if !python_websockets_available() {
+            return;
+        }
+        let (dir, cert) = self_signed();
+        let paths = [dir.join("cert.pem"), dir.join("key.pem")];
+        let args: Vec<&str> = paths.iter().map(|p| p.to_str().unwrap()).collect();
+        let (_server, port) = python_server("tls", &args).await;
+        let url = format!("wss://localhost:{port}/");
+
+        // Not trusted by the default roots: a TLS error, not a hang.
+        let err = within(ClientBuilder::new(&url).unwrap().connect())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Tls(_)), "{err:?}");
+
+        // Trusted through a configuration of our own, reused for two connections.
+        let config = trusting(cert);
+        for _ in 0..2 {
+            let (mut ws, response) = within(
+                ClientBuilder::new(&url)
+                    .unwrap()
+                    .tls_config(config.clone())
+                    .deflate(tower_ws::DeflateConfig::default())
+                    .connect(),
+            )
+            .await
+            .unwrap();
+            assert!(response.headers().contains_key("sec-websocket-extensions"));
+            for msg in messages().into_iter().take(10) {
+                ws.send(msg.clone()).await.unwrap();
+                assert_eq!(within(ws.recv()).await.unwrap().unwrap(), msg);
+            }
+            within(ws.close(tower_ws::CloseCode::NORMAL, ""))
+                .await
+                .unwrap();
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -25,8 +25,9 @@ use http::{Response, StatusCode};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The URI is not a `ws://` URI with a host (`wss://` needs TLS, which this client does
-    /// not do yet: bring a TLS stream to [`connect_on`](super::ClientBuilder::connect_on)).
+    /// The URI is not a `ws://` or `wss://` URI with a host (`wss://` needs the `rustls`
+    /// feature, or a TLS stream of your own given to
+    /// [`connect_on`](super::ClientBuilder::connect_on)).
     InvalidUri(String),
     /// A header the handshake sets itself (`Host`, `Connection`, `Upgrade`, the
     /// `Sec-WebSocket-*` ones) was given with [`header`](super::ClientBuilder::header), or a
@@ -36,6 +37,9 @@ pub enum ClientError {
     Io(std::io::Error),
     /// The TCP connection and the handshake took longer than the connect timeout.
     Timeout,
+    /// The TLS handshake failed (an untrusted or mismatched certificate, no common cipher
+    /// suite), or the TLS configuration could not be built.
+    Tls(String),
     /// The server's HTTP response could not be read (not HTTP, closed early).
     Http(String),
     /// The server answered with something other than `101 Switching Protocols`: its status,
@@ -65,6 +69,7 @@ impl fmt::Display for ClientError {
             Self::InvalidRequest(why) => write!(f, "invalid handshake request: {why}"),
             Self::Io(e) => write!(f, "connection failed: {e}"),
             Self::Timeout => f.write_str("connect timed out"),
+            Self::Tls(why) => write!(f, "TLS failed: {why}"),
             Self::Http(why) => write!(f, "bad HTTP response: {why}"),
             Self::Refused { status, .. } => write!(f, "the server refused the WebSocket: {status}"),
             Self::BadAccept(why) => write!(f, "the server did not complete the handshake: {why}"),

@@ -7,9 +7,10 @@
 //! response head. Every failure is a [`ClientError`] saying what went wrong, a refusal with
 //! the server's status, head and body.
 //!
-//! The handshake runs over hyper's HTTP/1.1 client. `wss://` needs a TLS stream: connect
-//! one yourself (tokio-rustls, tokio-native-tls) and hand it to
-//! [`connect_on`](ClientBuilder::connect_on).
+//! The handshake runs over hyper's HTTP/1.1 client. `wss://` needs the `rustls` feature
+//! (rustls with the webpki roots, or the system's with `native-roots`; a
+//! [`rustls::ClientConfig`] of your own with [`tls_config`](ClientBuilder::tls_config)), or a
+//! TLS stream you connect yourself and hand to [`connect_on`](ClientBuilder::connect_on).
 //!
 //! # Examples
 //!
@@ -44,6 +45,13 @@ use crate::{Body, WebSocket};
 mod error;
 #[cfg(feature = "server")]
 mod service;
+#[cfg(feature = "rustls")]
+mod tls;
+
+/// The rustls version this client is built with, for [`ClientBuilder::tls_config`].
+#[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+pub use rustls;
 
 pub use error::ClientError;
 #[cfg(feature = "server")]
@@ -98,6 +106,8 @@ pub struct ClientBuilder {
     offer: Offer,
     config: Config,
     connect_timeout: Duration,
+    #[cfg(feature = "rustls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// A builder call that could not be honoured, reported when connecting.
     problem: Option<String>,
 }
@@ -125,6 +135,8 @@ impl ClientBuilder {
             offer: Offer::default(),
             config: Config::default(),
             connect_timeout: CONNECT_TIMEOUT,
+            #[cfg(feature = "rustls")]
+            tls: None,
             problem: None,
         })
     }
@@ -228,12 +240,44 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects over TCP to the URI's host and port (80 by default) and runs the handshake.
+    /// The TLS configuration for `wss://` (trusted roots, client certificates, ALPN...),
+    /// instead of the default one (the webpki roots, or the system's with `native-roots`). An
+    /// `Arc`: build it once and share it between connections.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_ws::client::{ClientBuilder, rustls};
+    ///
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// // roots.add(my_ca_certificate)?;
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let tls = Arc::new(
+    ///     rustls::ClientConfig::builder_with_provider(provider)
+    ///         .with_safe_default_protocol_versions()
+    ///         .unwrap()
+    ///         .with_root_certificates(roots)
+    ///         .with_no_client_auth(),
+    /// );
+    /// let builder = ClientBuilder::new("wss://example.com/").unwrap().tls_config(tls);
+    /// # drop(builder);
+    /// ```
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Connects over TCP to the URI's host and port (80 for `ws://`, 443 for `wss://`), over
+    /// TLS for `wss://`, and runs the handshake.
     ///
     /// # Errors
     ///
-    /// See [`ClientError`]; `wss://` URIs are refused with [`ClientError::InvalidUri`] (bring
-    /// a TLS stream to [`connect_on`](ClientBuilder::connect_on)).
+    /// See [`ClientError`]; `wss://` without the `rustls` feature is refused with
+    /// [`ClientError::InvalidUri`] (bring a TLS stream to
+    /// [`connect_on`](ClientBuilder::connect_on)).
     ///
     /// # Examples
     ///
@@ -243,12 +287,17 @@ impl ClientBuilder {
     /// # drop(ws); Ok(()) }
     /// ```
     pub async fn connect(self) -> Result<(UpgradedWebSocket, Response<()>), ClientError> {
-        if self.uri.scheme_str() != Some("ws") {
-            return Err(ClientError::InvalidUri(format!(
-                "{}: connect() dials ws:// only; for wss://, connect_on() a TLS stream",
-                self.uri
-            )));
-        }
+        let tls = match self.uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") if cfg!(feature = "rustls") => true,
+            _ => {
+                return Err(ClientError::InvalidUri(format!(
+                    "{}: connect() dials ws:// (and wss:// with the `rustls` feature); \
+                     for other streams, use connect_on()",
+                    self.uri
+                )));
+            }
+        };
         let host = self
             .uri
             .host()
@@ -256,11 +305,20 @@ impl ClientBuilder {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let port = self.uri.port_u16().unwrap_or(80);
+        let port = self.uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let timeout = self.connect_timeout;
         bounded(timeout, async move {
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);
+            #[cfg(feature = "rustls")]
+            if tls {
+                let config = match self.tls.clone() {
+                    Some(config) => config,
+                    None => tls::default_config()?,
+                };
+                let stream = tls::connect(config, &host, tcp).await?;
+                return self.handshake(stream).await;
+            }
             self.handshake(tcp).await
         })
         .await

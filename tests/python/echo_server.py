@@ -1,11 +1,12 @@
 """An echo server on the Python `websockets` package, for the client interop tests.
 
-usage: echo_server.py MODE   (MODE: none | deflate | deflate-limits)
+usage: echo_server.py MODE [CERT KEY]   (MODE: none | deflate | deflate-limits | tls)
 
 Prints the port it listens on (127.0.0.1), then echoes every message until stdin closes.
 """
 
 import asyncio
+import ssl
 import sys
 
 from websockets.asyncio.server import serve
@@ -34,6 +35,11 @@ async def main(mode):
             ],
             "compression": None,
         }
+    elif mode == "tls":
+        # TLS with the certificate and key (PEM) given after the mode, with compression.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+        kwargs = {"ssl": context, "compression": "deflate"}
     else:
         raise SystemExit(f"unknown mode {mode}")
     async with serve(echo, "127.0.0.1", 0, max_size=None, **kwargs) as server:
