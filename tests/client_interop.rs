@@ -1,5 +1,6 @@
-//! The client against an independent server, the Python `websockets` package: plain, and with
-//! permessage-deflate (context takeover, and no context takeover with a limited window).
+//! The client against an independent server, the Python `websockets` package: plain, with
+//! permessage-deflate (context takeover, and no context takeover with a limited window), over
+//! TLS with a self-signed certificate given as a custom root, and through a CONNECT proxy.
 //!
 //! `.ci/run` installs the package and sets `TOWER_WS_REQUIRE_PYTHON=1`, which turns a missing
 //! package into a failure; elsewhere the test is skipped with a loud notice.
@@ -188,6 +189,118 @@ mod tls {
                 .await
                 .unwrap();
         }
+        // wss:// through a CONNECT proxy: TLS runs inside the tunnel.
+        let (proxy, tunnels) = connect_proxy(false).await;
+        let (mut ws, _) = within(
+            ClientBuilder::new(&url)
+                .unwrap()
+                .tls_config(config)
+                .proxy(&format!("http://{proxy}"))
+                .connect(),
+        )
+        .await
+        .unwrap();
+        ws.send(Message::text("tunnelled")).await.unwrap();
+        assert_eq!(
+            within(ws.recv()).await.unwrap().unwrap(),
+            Message::text("tunnelled")
+        );
+        assert_eq!(tunnels.load(std::sync::atomic::Ordering::SeqCst), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// A small HTTP CONNECT proxy on 127.0.0.1: tunnels to the requested target, or answers 403
+/// when `refuse`; counts the tunnels it opened.
+async fn connect_proxy(
+    refuse: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let Ok(b) = client.read_u8().await else {
+                        return;
+                    };
+                    head.push(b);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let target = head.split_whitespace().nth(1).unwrap().to_owned();
+                assert!(head.starts_with("CONNECT "), "{head}");
+                if refuse {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (addr, tunnels)
+}
+
+#[tokio::test]
+async fn through_a_connect_proxy() {
+    use std::sync::atomic::Ordering;
+    if !python_websockets_available() {
+        return;
+    }
+    let (_server, port) = python_server("deflate", &[]).await;
+    let (proxy, tunnels) = connect_proxy(false).await;
+    let (mut ws, _) = within(
+        ClientBuilder::new(&format!("ws://127.0.0.1:{port}/"))
+            .unwrap()
+            .proxy(&format!("http://{proxy}"))
+            .connect(),
+    )
+    .await
+    .unwrap();
+    for msg in messages().into_iter().take(10) {
+        ws.send(msg.clone()).await.unwrap();
+        assert_eq!(within(ws.recv()).await.unwrap().unwrap(), msg);
+    }
+    within(ws.close(tower_ws::CloseCode::NORMAL, ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        tunnels.load(Ordering::SeqCst),
+        1,
+        "the connection went through the proxy"
+    );
+
+    let (refusing, _) = connect_proxy(true).await;
+    let err = within(
+        ClientBuilder::new(&format!("ws://127.0.0.1:{port}/"))
+            .unwrap()
+            .proxy(&format!("http://{refusing}"))
+            .connect(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, tower_ws::client::ClientError::Proxy(ref why) if why.contains("403")),
+        "{err:?}"
+    );
 }

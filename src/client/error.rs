@@ -37,6 +37,9 @@ pub enum ClientError {
     Io(std::io::Error),
     /// The TCP connection and the handshake took longer than the connect timeout.
     Timeout,
+    /// The proxy refused the tunnel (its status line), closed it, or is not an `http://`
+    /// proxy.
+    Proxy(String),
     /// The TLS handshake failed (an untrusted or mismatched certificate, no common cipher
     /// suite), or the TLS configuration could not be built.
     Tls(String),
@@ -70,6 +73,7 @@ impl fmt::Display for ClientError {
             Self::Io(e) => write!(f, "connection failed: {e}"),
             Self::Timeout => f.write_str("connect timed out"),
             Self::Tls(why) => write!(f, "TLS failed: {why}"),
+            Self::Proxy(why) => write!(f, "proxy: {why}"),
             Self::Http(why) => write!(f, "bad HTTP response: {why}"),
             Self::Refused { status, .. } => write!(f, "the server refused the WebSocket: {status}"),
             Self::BadAccept(why) => write!(f, "the server did not complete the handshake: {why}"),

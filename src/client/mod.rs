@@ -43,6 +43,7 @@ use crate::upgrade::UpgradedWebSocket;
 use crate::{Body, WebSocket};
 
 mod error;
+mod proxy;
 #[cfg(feature = "server")]
 mod service;
 #[cfg(feature = "rustls")]
@@ -106,6 +107,7 @@ pub struct ClientBuilder {
     offer: Offer,
     config: Config,
     connect_timeout: Duration,
+    proxy: ProxyChoice,
     #[cfg(feature = "rustls")]
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// A builder call that could not be honoured, reported when connecting.
@@ -135,6 +137,7 @@ impl ClientBuilder {
             offer: Offer::default(),
             config: Config::default(),
             connect_timeout: CONNECT_TIMEOUT,
+            proxy: ProxyChoice::Env,
             #[cfg(feature = "rustls")]
             tls: None,
             problem: None,
@@ -225,6 +228,38 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects through this HTTP proxy (`http://[user:password@]host[:port]`) with a
+    /// `CONNECT` tunnel, whatever the environment says. Without this (or
+    /// [`no_proxy`](ClientBuilder::no_proxy)), the proxy comes from the environment, as curl
+    /// reads it: `http_proxy` for `ws://`, `https_proxy` for `wss://`, except for the hosts in
+    /// `no_proxy` and loopback hosts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = tower_ws::client::ClientBuilder::new("wss://example.com/feed")
+    ///     .unwrap()
+    ///     .proxy("http://proxy.corp.example:3128");
+    /// # drop(b);
+    /// ```
+    pub fn proxy(mut self, uri: &str) -> Self {
+        self.proxy = ProxyChoice::Explicit(uri.to_owned());
+        self
+    }
+
+    /// Connects directly, whatever the environment's proxy variables say.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = tower_ws::client::ClientBuilder::new("ws://example.com/").unwrap().no_proxy();
+    /// # drop(b);
+    /// ```
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyChoice::None;
+        self
+    }
+
     /// Bounds connecting and the handshake (default 10 s).
     ///
     /// # Examples
@@ -307,8 +342,18 @@ impl ClientBuilder {
             .to_owned();
         let port = self.uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let timeout = self.connect_timeout;
+        let proxy = match &self.proxy {
+            ProxyChoice::Env => {
+                proxy::Proxy::from_env(tls, &host, |name| std::env::var(name).ok())?
+            }
+            ProxyChoice::Explicit(uri) => Some(proxy::Proxy::parse(uri)?),
+            ProxyChoice::None => None,
+        };
         bounded(timeout, async move {
-            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let tcp = match proxy {
+                Some(proxy) => proxy.tunnel(&host, port).await?,
+                None => tokio::net::TcpStream::connect((host.as_str(), port)).await?,
+            };
             let _ = tcp.set_nodelay(true);
             #[cfg(feature = "rustls")]
             if tls {
@@ -390,6 +435,15 @@ impl ClientBuilder {
         );
         Ok((ws, Response::from_parts(head, ())))
     }
+}
+
+/// Which proxy a connection goes through.
+#[derive(Debug, Clone)]
+enum ProxyChoice {
+    /// The environment's (`http_proxy`, `https_proxy`, `no_proxy`).
+    Env,
+    Explicit(String),
+    None,
 }
 
 fn from_problem(p: Problem) -> ClientError {
