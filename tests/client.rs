@@ -230,8 +230,12 @@ async fn bad_requests_are_refused_before_connecting() {
             "{what}: {err:?}"
         );
     }
-    let err = within(connect("wss://127.0.0.1:1/")).await.unwrap_err();
-    assert!(matches!(err, ClientError::InvalidUri(_)), "{err:?}");
+    // Without TLS support, wss:// is refused up front (with it, this dials and is refused).
+    #[cfg(not(feature = "rustls"))]
+    {
+        let err = within(connect("wss://127.0.0.1:1/")).await.unwrap_err();
+        assert!(matches!(err, ClientError::InvalidUri(_)), "{err:?}");
+    }
     assert!(matches!(
         connect("ftp://h/").await.unwrap_err(),
         ClientError::InvalidUri(_)
@@ -319,4 +323,43 @@ mod in_memory {
             "{err:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_proxy_that_never_answers_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tcp);
+    });
+    let err = within(
+        ClientBuilder::new("ws://192.0.2.1/")
+            .unwrap()
+            .proxy(&format!("http://{proxy}"))
+            .connect_timeout(Duration::from_millis(200))
+            .connect(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_oversize_frame_from_the_server_fails_with_1009() {
+    // A binary frame header announcing 2^40 bytes: refused before anything is allocated.
+    const HUGE: &[u8] = &[0x82, 127, 0, 0, 1, 0, 0, 0, 0, 0];
+    let addr = raw_server(|key| switching(key, ""), HUGE).await;
+    let (mut ws, _) = within(
+        ClientBuilder::new(&format!("ws://{addr}/"))
+            .unwrap()
+            .config(Config::default().max_frame_size(Some(1 << 20)))
+            .connect(),
+    )
+    .await
+    .unwrap();
+    let err = within(ws.recv()).await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FrameTooLarge);
+    assert_eq!(err.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
 }
