@@ -268,14 +268,25 @@ mod in_memory {
             .path("/ws")
             .on_upgrade(|ws: UpgradedWebSocket, _parts| echo(ws))
             .layer(plain());
-        let (mut ws, _) = within(connect_service(service.clone(), "ws://localhost/ws"))
+        for http2 in [false, true] {
+            let (mut ws, response) = within(
+                ClientBuilder::new("ws://localhost/ws")
+                    .unwrap()
+                    .http2(http2)
+                    .connect_service(service.clone()),
+            )
             .await
             .unwrap();
-        ws.send(Message::text("in memory")).await.unwrap();
-        assert_eq!(
-            within(ws.recv()).await.unwrap().unwrap(),
-            Message::text("in memory")
-        );
+            // HTTP/2 (RFC 8441) answers 200 on the CONNECT stream, HTTP/1.1 101.
+            assert_eq!(response.status(), if http2 { 200 } else { 101 });
+            ws.send(Message::text("in memory")).await.unwrap();
+            assert_eq!(
+                within(ws.recv()).await.unwrap().unwrap(),
+                Message::text("in memory")
+            );
+            ws.send(Message::binary(vec![7u8; 200_000])).await.unwrap();
+            assert_eq!(within(ws.recv()).await.unwrap().unwrap().len(), 200_000);
+        }
         // Another path is not the layer's: the plain service answers, and the client says so.
         let err = within(connect_service(service, "ws://localhost/other"))
             .await
@@ -302,26 +313,36 @@ mod in_memory {
                 })
             }),
         );
-        let (mut ws, _) = within(
-            ClientBuilder::new("ws://localhost/ws")
-                .unwrap()
-                .protocols(["v1"])
-                .connect_service(app.clone()),
-        )
-        .await
-        .unwrap();
-        assert_eq!(ws.protocol().unwrap(), "v1");
-        assert_eq!(
-            within(ws.recv()).await.unwrap().unwrap(),
-            Message::text("hello from axum")
-        );
-        let err = within(connect_service(app, "ws://localhost/nope"))
+        for http2 in [false, true] {
+            let (mut ws, _) = within(
+                ClientBuilder::new("ws://localhost/ws")
+                    .unwrap()
+                    .protocols(["v1"])
+                    .http2(http2)
+                    .connect_service(app.clone()),
+            )
+            .await
+            .unwrap();
+            assert_eq!(ws.protocol().unwrap(), "v1");
+            assert_eq!(
+                within(ws.recv()).await.unwrap().unwrap(),
+                Message::text("hello from axum")
+            );
+        }
+        for http2 in [false, true] {
+            let err = within(
+                ClientBuilder::new("ws://localhost/nope")
+                    .unwrap()
+                    .http2(http2)
+                    .connect_service(app.clone()),
+            )
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, ClientError::Refused { status, .. } if status == 404),
-            "{err:?}"
-        );
+            assert!(
+                matches!(err, ClientError::Refused { status, .. } if status == 404),
+                "{err:?}"
+            );
+        }
     }
 }
 
@@ -362,4 +383,101 @@ async fn an_oversize_frame_from_the_server_fails_with_1009() {
     let err = within(ws.recv()).await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::FrameTooLarge);
     assert_eq!(err.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
+}
+
+/// `wss://` with ALPN: HTTP/2 (RFC 8441) when asked for and the server offers it, HTTP/1.1
+/// otherwise, against this crate's layer served by hyper's auto builder over rustls.
+#[cfg(all(feature = "rustls", feature = "server"))]
+mod tls_alpn {
+    use std::sync::Arc;
+
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    use tower::Layer;
+    use tower_ws::WebSocketLayer;
+    use tower_ws::client::rustls;
+
+    use super::*;
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// A TLS server for `localhost` offering h2 and http/1.1; returns its address and a client
+    /// configuration that trusts it.
+    async fn tls_server() -> (std::net::SocketAddr, Arc<rustls::ClientConfig>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let der = cert.cert.der().clone();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let mut server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .unwrap();
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let service = WebSocketLayer::new()
+            .on_upgrade(|ws: UpgradedWebSocket, _parts| echo(ws))
+            .layer(tower::service_fn(
+                |_req: http::Request<hyper::body::Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(tower_ws::Body::empty()))
+                },
+            ));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    builder.http2().enable_connect_protocol();
+                    let _ = builder
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(tls),
+                            TowerToHyperService::new(service),
+                        )
+                        .await;
+                });
+            }
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (addr, Arc::new(client))
+    }
+
+    #[tokio::test]
+    async fn wss_uses_http2_when_asked_and_offered() {
+        let (addr, config) = tls_server().await;
+        let url = format!("wss://localhost:{}/", addr.port());
+        for (http2, status) in [(false, 101), (true, 200)] {
+            let (mut ws, response) = within(
+                ClientBuilder::new(&url)
+                    .unwrap()
+                    .tls_config(config.clone())
+                    .http2(http2)
+                    .connect(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(response.status(), status, "http2: {http2}");
+            ws.send(Message::text("over tls")).await.unwrap();
+            assert_eq!(
+                within(ws.recv()).await.unwrap().unwrap(),
+                Message::text("over tls")
+            );
+            within(ws.close(CloseCode::NORMAL, "")).await.unwrap();
+        }
+    }
 }

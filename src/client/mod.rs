@@ -37,7 +37,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::Config;
-use crate::handshake::client::{Offer, Problem, request};
+use crate::handshake::client::{Offer, Pending, Problem, request, request_h2};
 use crate::proto::Role;
 use crate::upgrade::UpgradedWebSocket;
 use crate::{Body, WebSocket};
@@ -63,6 +63,8 @@ pub use service::connect_service;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a refusal's body is kept.
 const MAX_REFUSAL_BODY: usize = 64 << 10;
+/// How long an HTTP/2 server has to announce `SETTINGS_ENABLE_CONNECT_PROTOCOL`.
+const H2_SETTINGS_WAIT: Duration = Duration::from_secs(1);
 
 /// Connects to `uri` (`ws://host[:port]/path`) with the default settings.
 ///
@@ -107,6 +109,7 @@ pub struct ClientBuilder {
     offer: Offer,
     config: Config,
     connect_timeout: Duration,
+    http2: bool,
     proxy: ProxyChoice,
     #[cfg(feature = "rustls")]
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -137,6 +140,7 @@ impl ClientBuilder {
             offer: Offer::default(),
             config: Config::default(),
             connect_timeout: CONNECT_TIMEOUT,
+            http2: false,
             proxy: ProxyChoice::Env,
             #[cfg(feature = "rustls")]
             tls: None,
@@ -244,6 +248,26 @@ impl ClientBuilder {
     /// ```
     pub fn proxy(mut self, uri: &str) -> Self {
         self.proxy = ProxyChoice::Explicit(uri.to_owned());
+        self
+    }
+
+    /// Opens the WebSocket over HTTP/2 where the server offers it (RFC 8441: an extended
+    /// `CONNECT` stream, so several sockets can share one connection's TLS): over TLS, ALPN
+    /// offers `h2` before `http/1.1`, and a server that picks `h2` must announce
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL`; a server that picks `http/1.1` gets the usual
+    /// upgrade. With [`connect_on`](ClientBuilder::connect_on) and
+    /// [`connect_service`](ClientBuilder::connect_service), HTTP/2 is spoken from the first
+    /// byte (prior knowledge). `ws://` with [`connect`](ClientBuilder::connect) stays on
+    /// HTTP/1.1. Off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = tower_ws::client::ClientBuilder::new("wss://example.com/").unwrap().http2(true);
+    /// # drop(b);
+    /// ```
+    pub fn http2(mut self, on: bool) -> Self {
+        self.http2 = on;
         self
     }
 
@@ -357,14 +381,20 @@ impl ClientBuilder {
             let _ = tcp.set_nodelay(true);
             #[cfg(feature = "rustls")]
             if tls {
-                let config = match self.tls.clone() {
+                let mut config = match self.tls.clone() {
                     Some(config) => config,
                     None => tls::default_config()?,
                 };
+                if self.http2 {
+                    let mut with_alpn = (*config).clone();
+                    with_alpn.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                    config = std::sync::Arc::new(with_alpn);
+                }
                 let stream = tls::connect(config, &host, tcp).await?;
-                return self.handshake(stream).await;
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                return self.handshake_as(stream, h2).await;
             }
-            self.handshake(tcp).await
+            self.handshake_as(tcp, false).await
         })
         .await
     }
@@ -394,17 +424,89 @@ impl ClientBuilder {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let timeout = self.connect_timeout;
-        bounded(timeout, self.handshake(io)).await
+        let h2 = self.http2;
+        bounded(timeout, self.handshake_as(io, h2)).await
     }
 
-    async fn handshake<S>(self, io: S) -> Result<(UpgradedWebSocket, Response<()>), ClientError>
+    /// The handshake over HTTP/2 (`h2`) or HTTP/1.1.
+    async fn handshake_as<S>(
+        self,
+        io: S,
+        h2: bool,
+    ) -> Result<(UpgradedWebSocket, Response<()>), ClientError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        if let Some(problem) = self.problem {
+        if let Some(problem) = self.problem.clone() {
             return Err(ClientError::InvalidRequest(problem));
         }
-        let (pending, req) = request(&self.uri, self.offer).map_err(from_problem)?;
+        if h2 {
+            self.handshake_h2(io).await
+        } else {
+            self.handshake_h1(io).await
+        }
+    }
+
+    /// RFC 8441 §4-5: an extended `CONNECT` on a new stream of an HTTP/2 connection.
+    async fn handshake_h2<S>(
+        mut self,
+        io: S,
+    ) -> Result<(UpgradedWebSocket, Response<()>), ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let offer = std::mem::take(&mut self.offer);
+        let (pending, mut req) = request_h2(&self.uri, offer).map_err(from_problem)?;
+        req.extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let (mut send, mut conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(io),
+        )
+        .await
+        .map_err(|e| ClientError::Http(e.to_string()))?;
+        // The server's SETTINGS arrive with its first frames: drive the connection until they
+        // allow extended CONNECT (RFC 8441 §3), or give up.
+        let enabled = std::future::poll_fn(|cx| {
+            if conn.is_extended_connect_protocol_enabled() {
+                return std::task::Poll::Ready(true);
+            }
+            match Pin::new(&mut conn).poll(cx) {
+                std::task::Poll::Ready(_) => std::task::Poll::Ready(false),
+                std::task::Poll::Pending if conn.is_extended_connect_protocol_enabled() => {
+                    std::task::Poll::Ready(true)
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        });
+        if !tokio::time::timeout(H2_SETTINGS_WAIT, enabled)
+            .await
+            .unwrap_or(false)
+        {
+            return Err(ClientError::Http(
+                "the HTTP/2 server does not allow WebSockets (no SETTINGS_ENABLE_CONNECT_PROTOCOL, \
+                 RFC 8441)"
+                    .into(),
+            ));
+        }
+        tokio::spawn(conn);
+        let res = send
+            .send_request(req.map(|()| Body::empty()))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        self.finish(&pending, res, |status| status.is_success())
+            .await
+    }
+
+    async fn handshake_h1<S>(
+        mut self,
+        io: S,
+    ) -> Result<(UpgradedWebSocket, Response<()>), ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let offer = std::mem::take(&mut self.offer);
+        let (pending, req) = request(&self.uri, offer).map_err(from_problem)?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
@@ -413,7 +515,21 @@ impl ClientBuilder {
             .send_request(req.map(|()| Body::empty()))
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        self.finish(&pending, res, |status| {
+            status == StatusCode::SWITCHING_PROTOCOLS
+        })
+        .await
+    }
+
+    /// Checks the response (`accepted` tells the status that completes the handshake) and
+    /// turns the upgraded stream into the socket.
+    async fn finish(
+        self,
+        pending: &Pending,
+        res: Response<hyper::body::Incoming>,
+        accepted: fn(StatusCode) -> bool,
+    ) -> Result<(UpgradedWebSocket, Response<()>), ClientError> {
+        if !accepted(res.status()) {
             let (head, body) = res.into_parts();
             let body = read_some(body, MAX_REFUSAL_BODY).await;
             return Err(ClientError::Refused {

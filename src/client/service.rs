@@ -17,8 +17,9 @@ const PIPE: usize = 64 << 10;
 
 /// Connects a client to `service` (an axum `Router`, a service behind a
 /// [`WebSocketLayer`](crate::WebSocketLayer), any tower service hyper can serve) over an
-/// in-memory pipe: hyper serves the service on one end (HTTP/1.1, with upgrades, as a
-/// server would), the client handshakes on the other. `uri` gives the path, query and `Host`
+/// in-memory pipe: hyper serves the service on one end (HTTP/1.1 with upgrades, as a server
+/// would; HTTP/2 with extended CONNECT when the builder asks for
+/// [`http2`](ClientBuilder::http2)), the client handshakes on the other. `uri` gives the path, query and `Host`
 /// (`ws://localhost/ws`).
 ///
 /// # Errors
@@ -66,7 +67,7 @@ where
 }
 
 impl ClientBuilder {
-    /// [`connect_service`](super::connect_service) with this builder's offer and settings.
+    /// [`connect_service`] with this builder's offer and settings.
     ///
     /// # Errors
     ///
@@ -109,11 +110,21 @@ impl ClientBuilder {
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
         let (client, server) = tokio::io::duplex(PIPE);
-        tokio::spawn(
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(server), TowerToHyperService::new(service))
-                .with_upgrades(),
-        );
+        let service = TowerToHyperService::new(service);
+        if self.http2 {
+            // RFC 8441 §3: the server announces that it takes WebSockets on HTTP/2 streams.
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .enable_connect_protocol()
+                    .serve_connection(TokioIo::new(server), service),
+            );
+        } else {
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(server), service)
+                    .with_upgrades(),
+            );
+        }
         self.connect_on(client).await
     }
 }

@@ -43,16 +43,66 @@ pub(crate) enum Problem {
     Extension(String),
 }
 
-/// A request sent: the key to check the answer against, and what was offered.
+/// A request sent: the key to check the answer against (none over HTTP/2), and what was
+/// offered.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    key: HeaderValue,
+    key: Option<HeaderValue>,
     offer: Offer,
 }
 
 /// The opening handshake's request for `uri` (`ws://` or `wss://`, or `http(s)://`), with a
 /// fresh key from the OS's random source (RFC 6455 §4.1: 16 random bytes, base64).
 pub(crate) fn request(uri: &Uri, offer: Offer) -> Result<(Pending, Request<()>), Problem> {
+    let authority = check(uri, &offer)?;
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw)
+        .map_err(|e| Problem::Request(format!("no random source for the key: {e}")))?;
+    let key = HeaderValue::try_from(BASE64.encode(raw)).expect("base64 is a header value");
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut req = Request::get(path).body(()).expect("a GET with a path");
+    let h = req.headers_mut();
+    h.insert(
+        HOST,
+        HeaderValue::from_str(&authority).map_err(|_| Problem::Uri(format!("{uri}: bad host")))?,
+    );
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(SEC_WEBSOCKET_KEY, key.clone());
+    offer_headers(&offer, h)?;
+    Ok((
+        Pending {
+            key: Some(key),
+            offer,
+        },
+        req,
+    ))
+}
+
+/// The request that opens a WebSocket on an HTTP/2 stream (RFC 8441 §4): an extended
+/// `CONNECT` with `:protocol = websocket` (the caller sets the protocol extension its HTTP/2
+/// client uses), no key and no `Upgrade`.
+pub(crate) fn request_h2(uri: &Uri, offer: Offer) -> Result<(Pending, Request<()>), Problem> {
+    check(uri, &offer)?;
+    let scheme = match uri.scheme_str() {
+        Some("wss" | "https") => "https",
+        _ => "http",
+    };
+    let target = format!(
+        "{scheme}://{}{}",
+        uri.authority().map_or("", |a| a.as_str()),
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut req = Request::connect(target)
+        .version(http::Version::HTTP_2)
+        .body(())
+        .map_err(|e| Problem::Uri(format!("{uri}: {e}")))?;
+    offer_headers(&offer, req.headers_mut())?;
+    Ok((Pending { key: None, offer }, req))
+}
+
+/// The URI's scheme and host, and no owned header among the caller's; returns the authority.
+fn check(uri: &Uri, offer: &Offer) -> Result<String, Problem> {
     match uri.scheme_str() {
         Some("ws" | "wss" | "http" | "https") => {}
         _ => return Err(Problem::Uri(format!("{uri}: the scheme must be ws or wss"))),
@@ -65,22 +115,12 @@ pub(crate) fn request(uri: &Uri, offer: Offer) -> Result<(Pending, Request<()>),
             "{name} is set by the handshake itself"
         )));
     }
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw)
-        .map_err(|e| Problem::Request(format!("no random source for the key: {e}")))?;
-    let key = HeaderValue::try_from(BASE64.encode(raw)).expect("base64 is a header value");
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut req = Request::get(path).body(()).expect("a GET with a path");
-    let h = req.headers_mut();
-    h.insert(
-        HOST,
-        HeaderValue::from_str(authority.as_str())
-            .map_err(|_| Problem::Uri(format!("{uri}: bad host")))?,
-    );
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    Ok(authority.as_str().to_owned())
+}
+
+/// The headers both versions send: version, subprotocols, extensions, the caller's own.
+fn offer_headers(offer: &Offer, h: &mut HeaderMap) -> Result<(), Problem> {
     h.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-    h.insert(SEC_WEBSOCKET_KEY, key.clone());
     if !offer.protocols.is_empty() {
         let joined = offer
             .protocols
@@ -101,22 +141,27 @@ pub(crate) fn request(uri: &Uri, offer: Offer) -> Result<(Pending, Request<()>),
     for (name, value) in &offer.headers {
         h.append(name, value.clone());
     }
-    Ok((Pending { key, offer }, req))
+    Ok(())
 }
 
 impl Pending {
-    /// Checks a `101` response head (RFC 6455 §4.1, the client's checks 1-6; RFC 7692 §5 for
+    /// Checks a successful response head (`101` over HTTP/1.1: RFC 6455 §4.1, the client's
+    /// checks 1-6; a 2xx over HTTP/2, RFC 8441 §5, which has no key to check; RFC 7692 §5 for
     /// the extension); returns what was agreed.
     pub(crate) fn verify(&self, res: &response::Parts) -> Result<Negotiated, Problem> {
-        debug_assert_eq!(res.status, StatusCode::SWITCHING_PROTOCOLS);
         let h = &res.headers;
+        let Some(key) = &self.key else {
+            debug_assert!(res.status.is_success());
+            return self.agreed(h);
+        };
+        debug_assert_eq!(res.status, StatusCode::SWITCHING_PROTOCOLS);
         if !headers::has_token(h, &UPGRADE, "websocket") {
             return Err(Problem::Accept("no `Upgrade: websocket`".into()));
         }
         if !headers::has_token(h, &CONNECTION, "upgrade") {
             return Err(Problem::Accept("no `Connection: upgrade`".into()));
         }
-        let expected = accept_key(self.key.as_bytes());
+        let expected = accept_key(key.as_bytes());
         let mut accepts = h.get_all(SEC_WEBSOCKET_ACCEPT).iter();
         match (accepts.next(), accepts.next()) {
             (Some(got), None) if got.as_bytes() == expected.as_bytes() => {}
@@ -127,6 +172,11 @@ impl Pending {
             }
             _ => return Err(Problem::Accept("not one Sec-WebSocket-Accept".into())),
         }
+        self.agreed(h)
+    }
+
+    /// The subprotocol and extension the server chose, checked against the offer.
+    fn agreed(&self, h: &HeaderMap) -> Result<Negotiated, Problem> {
         let mut protocols = h.get_all(SEC_WEBSOCKET_PROTOCOL).iter();
         let protocol = match (protocols.next(), protocols.next()) {
             (None, _) => None,
@@ -165,7 +215,10 @@ mod tests {
             .status(101)
             .header("upgrade", "websocket")
             .header("connection", "Upgrade")
-            .header("sec-websocket-accept", accept_key(pending.key.as_bytes()));
+            .header(
+                "sec-websocket-accept",
+                accept_key(pending.key.as_ref().unwrap().as_bytes()),
+            );
         for (k, v) in extra {
             res = res.header(*k, *v);
         }
@@ -188,11 +241,30 @@ mod tests {
         let (a, req) = request(&uri, offer(&["v2", "v1"])).unwrap();
         let (b, _) = request(&uri, offer(&[])).unwrap();
         assert_ne!(a.key, b.key, "a new key per connection");
-        assert_eq!(BASE64.decode(a.key.as_bytes()).unwrap().len(), 16);
+        assert_eq!(BASE64.decode(a.key.unwrap().as_bytes()).unwrap().len(), 16);
         assert_eq!(req.uri(), "/chat?room=1");
         assert_eq!(req.headers()[HOST], "example.com:9001");
         assert_eq!(req.headers()[SEC_WEBSOCKET_PROTOCOL], "v2, v1");
         assert_eq!(req.headers()[SEC_WEBSOCKET_VERSION], "13");
+    }
+
+    #[test]
+    fn over_http2_the_request_is_an_extended_connect_without_a_key() {
+        let uri: Uri = "wss://example.com/chat?room=1".parse().unwrap();
+        let (pending, req) = request_h2(&uri, offer(&["v1"])).unwrap();
+        assert_eq!(req.method(), http::Method::CONNECT);
+        assert_eq!(req.version(), http::Version::HTTP_2);
+        assert_eq!(req.uri(), "https://example.com/chat?room=1");
+        assert!(!req.headers().contains_key(SEC_WEBSOCKET_KEY));
+        assert!(!req.headers().contains_key(UPGRADE));
+        let ok = http::Response::builder()
+            .status(200)
+            .header("sec-websocket-protocol", "v1")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert_eq!(pending.verify(&ok).unwrap().protocol.unwrap(), "v1");
     }
 
     #[test]
