@@ -405,7 +405,11 @@ mod tls_alpn {
 
     /// A TLS server for `localhost` offering h2 and http/1.1; returns its address and a client
     /// configuration that trusts it.
-    async fn tls_server() -> (std::net::SocketAddr, Arc<rustls::ClientConfig>) {
+    async fn tls_server() -> (
+        std::net::SocketAddr,
+        Arc<rustls::ClientConfig>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let der = cert.cert.der().clone();
         let key =
@@ -427,8 +431,11 @@ mod tls_alpn {
             ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let acceptor = acceptor.clone();
                 let service = service.clone();
                 tokio::spawn(async move {
@@ -454,12 +461,12 @@ mod tls_alpn {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        (addr, Arc::new(client))
+        (addr, Arc::new(client), accepted)
     }
 
     #[tokio::test]
     async fn wss_uses_http2_when_asked_and_offered() {
-        let (addr, config) = tls_server().await;
+        let (addr, config, _) = tls_server().await;
         let url = format!("wss://localhost:{}/", addr.port());
         for (http2, status) in [(false, 101), (true, 200)] {
             let (mut ws, response) = within(
@@ -477,6 +484,46 @@ mod tls_alpn {
                 within(ws.recv()).await.unwrap().unwrap(),
                 Message::text("over tls")
             );
+            within(ws.close(CloseCode::NORMAL, "")).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn several_sockets_share_one_http2_connection() {
+        use std::sync::atomic::Ordering;
+        let (addr, config, accepted) = tls_server().await;
+        let connection = within(
+            ClientBuilder::new(&format!("wss://localhost:{}/", addr.port()))
+                .unwrap()
+                .tls_config(config)
+                .connect_http2(),
+        )
+        .await
+        .unwrap();
+        let mut sockets = Vec::new();
+        for i in 0..3 {
+            let (ws, response) = within(connection.open(&format!("/feed/{i}")))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            sockets.push(ws);
+        }
+        // Interleaved use: each stream is its own socket.
+        for (i, ws) in sockets.iter_mut().enumerate() {
+            ws.send(Message::text(format!("socket {i}"))).await.unwrap();
+        }
+        for (i, ws) in sockets.iter_mut().enumerate().rev() {
+            assert_eq!(
+                within(ws.recv()).await.unwrap().unwrap(),
+                Message::text(format!("socket {i}"))
+            );
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one TCP connection for all"
+        );
+        for ws in &mut sockets {
             within(ws.close(CloseCode::NORMAL, "")).await.unwrap();
         }
     }

@@ -346,6 +346,59 @@ impl ClientBuilder {
     /// # drop(ws); Ok(()) }
     /// ```
     pub async fn connect(self) -> Result<(UpgradedWebSocket, Response<()>), ClientError> {
+        let timeout = self.connect_timeout;
+        bounded(timeout, async move {
+            let alpn = if self.http2 { Alpn::H2OrH1 } else { Alpn::None };
+            let (io, h2) = self.dial(alpn).await?;
+            self.handshake_as(io, h2).await
+        })
+        .await
+    }
+
+    /// Opens one HTTP/2 connection to the URI's server, to carry many WebSockets as streams
+    /// (RFC 8441): `wss://` negotiates `h2` with ALPN, `ws://` speaks HTTP/2 from the first
+    /// byte (prior knowledge). The server must allow extended `CONNECT`
+    /// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`). Open sockets with [`Http2Connection::open`];
+    /// each gets this builder's offer and settings.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](ClientBuilder::connect); a server that does not pick `h2` or does
+    /// not allow extended `CONNECT` is a [`ClientError::Http`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_ws::client::ClientError> {
+    /// use tower_ws::client::ClientBuilder;
+    ///
+    /// let connection = ClientBuilder::new("wss://example.com/")?.connect_http2().await?;
+    /// let (prices, _) = connection.open("/prices").await?;
+    /// let (news, _) = connection.open("/news").await?; // same TCP and TLS connection
+    /// # drop((prices, news)); Ok(()) }
+    /// ```
+    pub async fn connect_http2(self) -> Result<Http2Connection, ClientError> {
+        let timeout = self.connect_timeout;
+        bounded(timeout, async move {
+            let (io, h2) = self.dial(Alpn::H2Only).await?;
+            let tls = self.uri.scheme_str() == Some("wss");
+            if tls && !h2 {
+                return Err(ClientError::Http(
+                    "the server did not pick HTTP/2 (ALPN h2)".into(),
+                ));
+            }
+            let send = h2_session(io).await?;
+            Ok(Http2Connection {
+                send,
+                builder: self,
+            })
+        })
+        .await
+    }
+
+    /// Connects to the URI's host (through a proxy, over TLS for `wss://`); returns the stream
+    /// and whether ALPN picked HTTP/2.
+    async fn dial(&self, alpn: Alpn) -> Result<(Box<dyn Io>, bool), ClientError> {
         let tls = match self.uri.scheme_str() {
             Some("ws") => false,
             Some("wss") if cfg!(feature = "rustls") => true,
@@ -365,7 +418,6 @@ impl ClientBuilder {
             .trim_end_matches(']')
             .to_owned();
         let port = self.uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let timeout = self.connect_timeout;
         let proxy = match &self.proxy {
             ProxyChoice::Env => {
                 proxy::Proxy::from_env(tls, &host, |name| std::env::var(name).ok())?
@@ -373,30 +425,34 @@ impl ClientBuilder {
             ProxyChoice::Explicit(uri) => Some(proxy::Proxy::parse(uri)?),
             ProxyChoice::None => None,
         };
-        bounded(timeout, async move {
-            let tcp = match proxy {
-                Some(proxy) => proxy.tunnel(&host, port).await?,
-                None => tokio::net::TcpStream::connect((host.as_str(), port)).await?,
+        let tcp = match proxy {
+            Some(proxy) => proxy.tunnel(&host, port).await?,
+            None => tokio::net::TcpStream::connect((host.as_str(), port)).await?,
+        };
+        let _ = tcp.set_nodelay(true);
+        #[cfg(feature = "rustls")]
+        if tls {
+            let mut config = match self.tls.clone() {
+                Some(config) => config,
+                None => tls::default_config()?,
             };
-            let _ = tcp.set_nodelay(true);
-            #[cfg(feature = "rustls")]
-            if tls {
-                let mut config = match self.tls.clone() {
-                    Some(config) => config,
-                    None => tls::default_config()?,
-                };
-                if self.http2 {
-                    let mut with_alpn = (*config).clone();
-                    with_alpn.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-                    config = std::sync::Arc::new(with_alpn);
-                }
-                let stream = tls::connect(config, &host, tcp).await?;
-                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                return self.handshake_as(stream, h2).await;
+            let protocols: &[&[u8]] = match alpn {
+                Alpn::None => &[],
+                Alpn::H2OrH1 => &[b"h2", b"http/1.1"],
+                Alpn::H2Only => &[b"h2"],
+            };
+            if !protocols.is_empty() {
+                let mut with_alpn = (*config).clone();
+                with_alpn.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+                config = std::sync::Arc::new(with_alpn);
             }
-            self.handshake_as(tcp, false).await
-        })
-        .await
+            let stream = tls::connect(config, &host, tcp).await?;
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            return Ok((Box::new(stream), h2));
+        }
+        let _ = alpn;
+        // Over plain TCP only connect_http2 speaks HTTP/2 (prior knowledge).
+        Ok((Box::new(tcp), matches!(alpn, Alpn::H2Only)))
     }
 
     /// Runs the handshake over `io`, a connection you opened (TLS, a Unix socket, a proxy
@@ -447,49 +503,30 @@ impl ClientBuilder {
         }
     }
 
-    /// RFC 8441 §4-5: an extended `CONNECT` on a new stream of an HTTP/2 connection.
-    async fn handshake_h2<S>(
-        mut self,
-        io: S,
-    ) -> Result<(UpgradedWebSocket, Response<()>), ClientError>
+    /// RFC 8441 §4-5: an extended `CONNECT` on a new stream of a new HTTP/2 connection.
+    async fn handshake_h2<S>(self, io: S) -> Result<(UpgradedWebSocket, Response<()>), ClientError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let offer = std::mem::take(&mut self.offer);
-        let (pending, mut req) = request_h2(&self.uri, offer).map_err(from_problem)?;
+        let mut send = h2_session(io).await?;
+        self.open_stream(&mut send, &self.uri).await
+    }
+
+    /// Opens the WebSocket for `uri` on a stream of the HTTP/2 connection behind `send`.
+    async fn open_stream(
+        &self,
+        send: &mut H2Sender,
+        uri: &Uri,
+    ) -> Result<(UpgradedWebSocket, Response<()>), ClientError> {
+        if let Some(problem) = self.problem.clone() {
+            return Err(ClientError::InvalidRequest(problem));
+        }
+        let (pending, mut req) = request_h2(uri, self.offer.clone()).map_err(from_problem)?;
         req.extensions_mut()
             .insert(hyper::ext::Protocol::from_static("websocket"));
-        let (mut send, mut conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            TokioIo::new(io),
-        )
-        .await
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-        // The server's SETTINGS arrive with its first frames: drive the connection until they
-        // allow extended CONNECT (RFC 8441 §3), or give up.
-        let enabled = std::future::poll_fn(|cx| {
-            if conn.is_extended_connect_protocol_enabled() {
-                return std::task::Poll::Ready(true);
-            }
-            match Pin::new(&mut conn).poll(cx) {
-                std::task::Poll::Ready(_) => std::task::Poll::Ready(false),
-                std::task::Poll::Pending if conn.is_extended_connect_protocol_enabled() => {
-                    std::task::Poll::Ready(true)
-                }
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            }
-        });
-        if !tokio::time::timeout(H2_SETTINGS_WAIT, enabled)
+        send.ready()
             .await
-            .unwrap_or(false)
-        {
-            return Err(ClientError::Http(
-                "the HTTP/2 server does not allow WebSockets (no SETTINGS_ENABLE_CONNECT_PROTOCOL, \
-                 RFC 8441)"
-                    .into(),
-            ));
-        }
-        tokio::spawn(conn);
+            .map_err(|e| ClientError::Http(e.to_string()))?;
         let res = send
             .send_request(req.map(|()| Body::empty()))
             .await
@@ -524,7 +561,7 @@ impl ClientBuilder {
     /// Checks the response (`accepted` tells the status that completes the handshake) and
     /// turns the upgraded stream into the socket.
     async fn finish(
-        self,
+        &self,
         pending: &Pending,
         res: Response<hyper::body::Incoming>,
         accepted: fn(StatusCode) -> bool,
@@ -550,6 +587,132 @@ impl ClientBuilder {
             negotiated,
         );
         Ok((ws, Response::from_parts(head, ())))
+    }
+}
+
+/// What a TLS connection offers in ALPN.
+#[derive(Debug, Clone, Copy)]
+enum Alpn {
+    /// Nothing (HTTP/1.1).
+    None,
+    /// `h2`, then `http/1.1`.
+    H2OrH1,
+    /// `h2` only.
+    H2Only,
+}
+
+/// A dialed stream: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+type H2Sender = hyper::client::conn::http2::SendRequest<Body>;
+
+/// Starts HTTP/2 over `io` and waits until the server allows extended `CONNECT`
+/// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`, RFC 8441 §3); the connection then runs in a task of its
+/// own, for as long as a stream or a [`H2Sender`] uses it.
+async fn h2_session<S>(io: S) -> Result<H2Sender, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, mut conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(io),
+    )
+    .await
+    .map_err(|e| ClientError::Http(e.to_string()))?;
+    // The server's SETTINGS come with its first frames: drive the connection until they allow
+    // extended CONNECT, or give up.
+    let enabled = std::future::poll_fn(|cx| {
+        if conn.is_extended_connect_protocol_enabled() {
+            return std::task::Poll::Ready(true);
+        }
+        match Pin::new(&mut conn).poll(cx) {
+            std::task::Poll::Ready(_) => std::task::Poll::Ready(false),
+            std::task::Poll::Pending if conn.is_extended_connect_protocol_enabled() => {
+                std::task::Poll::Ready(true)
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    });
+    if !tokio::time::timeout(H2_SETTINGS_WAIT, enabled)
+        .await
+        .unwrap_or(false)
+    {
+        return Err(ClientError::Http(
+            "the HTTP/2 server does not allow WebSockets (no SETTINGS_ENABLE_CONNECT_PROTOCOL, \
+             RFC 8441)"
+                .into(),
+        ));
+    }
+    tokio::spawn(conn);
+    Ok(send)
+}
+
+/// An HTTP/2 connection carrying WebSockets as streams (RFC 8441): several sockets share one
+/// TCP (and TLS) connection. Made by [`ClientBuilder::connect_http2`]; cloning shares the
+/// connection. The connection closes when the last clone and the last socket on it are gone.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tower_ws::client::ClientError> {
+/// let connection = tower_ws::client::ClientBuilder::new("wss://example.com/")?
+///     .connect_http2()
+///     .await?;
+/// let (ws, _response) = connection.open("/feed?topic=prices").await?;
+/// # drop(ws); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Http2Connection {
+    send: H2Sender,
+    builder: ClientBuilder,
+}
+
+impl std::fmt::Debug for Http2Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http2Connection")
+            .field("uri", &self.builder.uri)
+            .field("closed", &self.send.is_closed())
+            .finish()
+    }
+}
+
+impl Http2Connection {
+    /// Opens a WebSocket at `path_and_query` (`/chat?room=1`) on a new stream, with the
+    /// builder's offer and settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidUri`] for a path that does not parse; a refusal, an unoffered
+    /// subprotocol or extension as for [`ClientBuilder::connect`]; [`ClientError::Http`] once
+    /// the connection is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(connection: tower_ws::client::Http2Connection) -> Result<(), tower_ws::client::ClientError> {
+    /// let (ws, _) = connection.open("/chat").await?;
+    /// # drop(ws); Ok(()) }
+    /// ```
+    pub async fn open(
+        &self,
+        path_and_query: &str,
+    ) -> Result<(UpgradedWebSocket, Response<()>), ClientError> {
+        let base = &self.builder.uri;
+        let uri: Uri = format!(
+            "{}://{}{path_and_query}",
+            base.scheme_str().unwrap_or("wss"),
+            base.authority().map_or("", |a| a.as_str())
+        )
+        .parse()
+        .map_err(|e| ClientError::InvalidUri(format!("{path_and_query:?}: {e}")))?;
+        let mut send = self.send.clone();
+        bounded(
+            self.builder.connect_timeout,
+            self.builder.open_stream(&mut send, &uri),
+        )
+        .await
     }
 }
 
