@@ -346,6 +346,28 @@ mod in_memory {
     }
 }
 
+#[cfg(feature = "rustls")]
+#[tokio::test]
+async fn a_tls_handshake_that_never_completes_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        // Accepts TCP, then never answers the ClientHello.
+        let (tcp, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tcp);
+    });
+    let err = within(
+        ClientBuilder::new(&format!("wss://localhost:{}/", addr.port()))
+            .unwrap()
+            .connect_timeout(Duration::from_millis(200))
+            .connect(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout), "{err:?}");
+}
+
 #[tokio::test]
 async fn a_proxy_that_never_answers_times_out() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
