@@ -11,6 +11,7 @@
 //! - `typed` (feature `json`) carries serde types as JSON messages.
 //! - `client` (feature `client`) opens WebSockets: to servers, or to a tower service in memory.
 //! - `hub` (feature `hub`) sends one message to many sockets: topics, users, many nodes.
+//! - `rpc` (feature `rpc`) serves the same routes over HTTP and over a WebSocket.
 //! - [`Shutdown`] closes every open socket with 1001 and refuses new ones with 503.
 //!
 //! All three doors ([`upgrade`], [`WebSocketLayer`], the axum extractor) also accept HTTP/2
@@ -26,6 +27,7 @@
 //! | `client`  |         | `tower_ws::client`: dial `ws://` servers; with `server`, test any tower service in memory |
 //! | `rustls`  |         | `wss://` for the client (rustls, webpki roots); `native-roots`: the system's roots |
 //! | `hub`     |         | `tower_ws::hub`: topics, a registry by key, prepared messages, slow-subscriber policy |
+//! | `rpc`     |         | `tower_ws::rpc`: requests in JSON envelopes over a socket into any tower `Service` |
 //! | `redis`   |         | `hub::backplane::RedisBackplane`: one hub over many nodes through Redis pub/sub |
 //!
 //! # Examples
@@ -111,6 +113,9 @@ pub mod handshake;
 pub mod hub;
 mod message;
 mod proto;
+#[cfg(feature = "rpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
+pub mod rpc;
 #[cfg(feature = "server")]
 mod serve;
 mod socket;
@@ -352,7 +357,8 @@ pub mod __fuzz;
     feature = "json",
     feature = "hub",
     feature = "redis",
-    feature = "client"
+    feature = "client",
+    feature = "rpc"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -1,5 +1,6 @@
-//! The chat example driven by headless Chromium: two tabs exchange messages through the
-//! browser's own `WebSocket`.
+//! The examples driven by headless Chromium through the browser's own `WebSocket`: two chat
+//! tabs exchange messages; the rpc example's page calls the API over its socket and shows the
+//! pushes.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install -y chromium chromium-driver`;
 //! or set `CHROMIUM` and `CHROMEDRIVER` to their paths). Without them the test passes and says,
@@ -10,6 +11,11 @@
 #[allow(dead_code)]
 #[path = "../examples/chat.rs"]
 mod chat;
+
+#[cfg(feature = "rpc")]
+#[allow(dead_code)]
+#[path = "../examples/rpc.rs"]
+mod rpc_example;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,8 +37,9 @@ fn tool(env: &str, default: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_example_two_browser_tabs_see_each_others_messages() {
+/// chromium and chromedriver, or `None` (and a loud notice) when they are not installed and
+/// not required.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
     let (Some(chromium), Some(chromedriver)) = (
         tool("CHROMIUM", "/usr/bin/chromium"),
         tool("CHROMEDRIVER", "/usr/bin/chromedriver"),
@@ -49,11 +56,121 @@ async fn chat_example_two_browser_tabs_see_each_others_messages() {
         eprintln!("***  and CHROMEDRIVER)                                              ***");
         eprintln!("**********************************************************************");
         eprintln!();
+        return None;
+    };
+    Some((chromium, chromedriver))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_example_two_browser_tabs_see_each_others_messages() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
         return;
     };
-    tokio::time::timeout(TOTAL, run(&chromium, &chromedriver))
-        .await
-        .expect("browser test timed out");
+    tokio::time::timeout(TOTAL, async {
+        // The chat example, in this process.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(chat::run(listener, async {
+            let _ = stop_rx.await;
+        }));
+        with_browser(&chromium, &chromedriver, |wd| chat_tabs(wd, addr)).await;
+        let _ = stop_tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    })
+    .await
+    .expect("browser test timed out");
+}
+
+#[cfg(feature = "rpc")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_example_page_calls_the_api_over_its_socket_and_sees_pushes() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    tokio::time::timeout(TOTAL, async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(rpc_example::run(listener, async {
+            let _ = stop_rx.await;
+        }));
+        with_browser(&chromium, &chromedriver, |wd| async move {
+            wd.post("/url", json!({ "url": format!("http://{addr}/") }))
+                .await;
+            wd.wait_for("document.getElementById('status').textContent", "connected")
+                .await;
+            let script = "const t = document.getElementById('title'); t.value = arguments[0]; \
+                          document.getElementById('add').click();";
+            wd.post(
+                "/execute/sync",
+                json!({ "script": script, "args": ["buy milk"] }),
+            )
+            .await;
+            // The request's reply, the push it caused, and the list fetched again after it.
+            wd.wait_for(
+                "document.getElementById('status').textContent",
+                "added: 201 Created",
+            )
+            .await;
+            wd.wait_for(
+                "document.getElementById('log').textContent",
+                "push todos: {\"change\":\"created\",\"id\":1}",
+            )
+            .await;
+            wd.wait_for(
+                "document.getElementById('todos').textContent",
+                "#1 buy milk (by demo)",
+            )
+            .await;
+            wd
+        })
+        .await;
+        let _ = stop_tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    })
+    .await
+    .expect("browser test timed out");
+}
+
+/// The chat scenario: two tabs, each sees what the other says.
+async fn chat_tabs(wd: Driver, chat_addr: SocketAddr) -> Driver {
+    let page = format!("http://{chat_addr}/");
+    // Tab A.
+    let tab_a = wd.get("/window").await.as_str().unwrap().to_owned();
+    wd.post("/url", json!({ "url": page })).await;
+    wd.wait_for("document.getElementById('status').textContent", "connected")
+        .await;
+    // Tab B.
+    let tab_b = wd.post("/window/new", json!({ "type": "tab" })).await["handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wd.post("/window", json!({ "handle": tab_b })).await;
+    wd.post("/url", json!({ "url": page })).await;
+    wd.wait_for("document.getElementById('status').textContent", "connected")
+        .await;
+
+    wd.say("hello from B").await;
+    wd.wait_for(
+        "document.getElementById('log').textContent",
+        ": hello from B",
+    )
+    .await;
+    wd.post("/window", json!({ "handle": tab_a })).await;
+    wd.wait_for(
+        "document.getElementById('log').textContent",
+        ": hello from B",
+    )
+    .await;
+    wd.say("hi B, this is A").await;
+    wd.post("/window", json!({ "handle": tab_b })).await;
+    wd.wait_for(
+        "document.getElementById('log').textContent",
+        ": hi B, this is A",
+    )
+    .await;
+    wd
 }
 
 /// Kills and reaps the child, and removes the profile directory, however the test ends.
@@ -70,15 +187,13 @@ impl Drop for Cleanup {
     }
 }
 
-async fn run(chromium: &Path, chromedriver: &Path) {
-    // The chat example, in this process.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let chat_addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(chat::run(listener, async {
-        let _ = stop_rx.await;
-    }));
-
+/// Starts chromedriver and a headless Chromium session, runs `scenario` with it, and ends
+/// both however the scenario ends.
+async fn with_browser<F, Fut>(chromium: &Path, chromedriver: &Path, scenario: F)
+where
+    F: FnOnce(Driver) -> Fut,
+    Fut: std::future::Future<Output = Driver>,
+{
     // chromedriver on a free local port.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -86,7 +201,9 @@ async fn run(chromium: &Path, chromedriver: &Path) {
         .unwrap()
         .port();
     let driver_addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let profile = std::env::temp_dir().join(format!("tower-ws-browser-{}", std::process::id()));
+    // One profile per browser: the tests of this file run at the same time.
+    let profile =
+        std::env::temp_dir().join(format!("tower-ws-browser-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
     std::fs::create_dir_all(&profile).unwrap();
     let child = Command::new(chromedriver)
@@ -144,44 +261,7 @@ async fn run(chromium: &Path, chromedriver: &Path) {
         session: wd.session.clone(),
     };
 
-    async {
-        let page = format!("http://{chat_addr}/");
-        // Tab A.
-        let tab_a = wd.get("/window").await.as_str().unwrap().to_owned();
-        wd.post("/url", json!({ "url": page })).await;
-        wd.wait_for("document.getElementById('status').textContent", "connected")
-            .await;
-        // Tab B.
-        let tab_b = wd.post("/window/new", json!({ "type": "tab" })).await["handle"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        wd.post("/window", json!({ "handle": tab_b })).await;
-        wd.post("/url", json!({ "url": page })).await;
-        wd.wait_for("document.getElementById('status').textContent", "connected")
-            .await;
-
-        wd.say("hello from B").await;
-        wd.wait_for(
-            "document.getElementById('log').textContent",
-            ": hello from B",
-        )
-        .await;
-        wd.post("/window", json!({ "handle": tab_a })).await;
-        wd.wait_for(
-            "document.getElementById('log').textContent",
-            ": hello from B",
-        )
-        .await;
-        wd.say("hi B, this is A").await;
-        wd.post("/window", json!({ "handle": tab_b })).await;
-        wd.wait_for(
-            "document.getElementById('log').textContent",
-            ": hi B, this is A",
-        )
-        .await;
-    }
-    .await;
+    let wd = scenario(wd).await;
 
     let _ = call(
         driver_addr,
@@ -195,8 +275,6 @@ async fn run(chromium: &Path, chromedriver: &Path) {
         session_guard.session.clear();
     }
     drop(session_guard);
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
 
 /// Deletes the chromedriver session (closing the browser) when dropped, blocking briefly.
