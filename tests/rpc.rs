@@ -14,7 +14,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
+use std::future::IntoFuture;
 use support::within;
+
 use tower::ServiceExt;
 use tower_ws::axum::WebSocketUpgrade;
 use tower_ws::client::ClientBuilder;
@@ -401,4 +403,57 @@ async fn pushes_arrive_as_envelopes_with_id_0() {
         assert_eq!(push["message"], "todos");
         assert_eq!(push["body"], r#"{"changed":1}"#);
     }
+}
+
+#[tokio::test]
+async fn a_failing_service_answers_500_for_that_request_only() {
+    use tower::Layer;
+    use tower_ws::WebSocketLayer;
+
+    // A plain tower service that fails on one path.
+    let api = tower::service_fn(|req: axum::http::Request<tower_ws::Body>| async move {
+        if req.uri().path() == "/fail" {
+            return Err::<axum::http::Response<tower_ws::Body>, _>(std::io::Error::other(
+                "storage is down",
+            ));
+        }
+        Ok(axum::http::Response::new(tower_ws::Body::from("fine")))
+    });
+    let service = WebSocketLayer::new()
+        .on_upgrade(move |ws: UpgradedWebSocket, _parts| {
+            tower_ws::rpc::serve(ws, api).into_future()
+        })
+        .layer(tower::service_fn(
+            |_req: axum::http::Request<hyper::body::Incoming>| async {
+                Ok::<_, std::convert::Infallible>(
+                    axum::http::Response::new(tower_ws::Body::empty()),
+                )
+            },
+        ));
+    let (mut ws, _) = within(tower_ws::client::connect_service(
+        service,
+        "ws://localhost/",
+    ))
+    .await
+    .unwrap();
+    let failed = request(
+        &mut ws,
+        json!({"id": 1, "method": "GET", "target": "/fail"}),
+    )
+    .await;
+    assert_eq!(
+        (failed["id"].as_u64(), failed["code"].as_u64()),
+        (Some(1), Some(500))
+    );
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("storage is down")
+    );
+    let fine = request(&mut ws, json!({"id": 2, "method": "GET", "target": "/ok"})).await;
+    assert_eq!(
+        (fine["code"].as_u64(), fine["body"].as_str()),
+        (Some(200), Some("fine"))
+    );
 }
