@@ -537,6 +537,8 @@ struct Harness<'rt> {
     /// `submitted` holds exactly what the socket got.
     sent_exact: bool,
     app_pongs: Vec<Bytes>,
+    /// `SplitSink` returned `Pending` holding an item, which may have reached the socket.
+    handed_maybe: bool,
     /// When we started closing (the application asked, or the socket sent a close frame).
     closing_since: Option<Instant>,
     /// The data messages the stream gave.
@@ -748,8 +750,23 @@ impl Harness<'_> {
 
     /// A sink poll of `SplitSink` returned `Ready(Ok)`: its slot went to the socket.
     fn slot_flushed(&mut self) {
+        self.handed_maybe = false;
         if let Some(msg) = self.slot.take() {
             self.on_submitted(&msg);
+        }
+    }
+
+    /// A sink poll of `SplitSink` returned `Pending`: it may have handed its item to the socket
+    /// before the socket's own poll waited (it hands the slot over first, then flushes), and
+    /// the socket may write it from then on. Which one is not observable; the item is taken as
+    /// submitted now (nothing can be submitted ahead of it: the slot goes first), and an error
+    /// after this leaves the model without an exact sequence.
+    fn slot_pending(&mut self) {
+        if let Mode::Futures(..) = self.mode {
+            if let Some(msg) = self.slot.take() {
+                self.on_submitted(&msg);
+                self.handed_maybe = true;
+            }
         }
     }
 
@@ -758,7 +775,7 @@ impl Harness<'_> {
     /// failed. Which one is not observable, so the model forgets it (and expects no exact
     /// sequence from here on).
     fn slot_lost(&mut self) {
-        if self.slot.take().is_some() {
+        if self.slot.take().is_some() || std::mem::take(&mut self.handed_maybe) {
             self.sent_exact = false;
         }
     }
@@ -893,7 +910,10 @@ impl Harness<'_> {
             }
             Op::Send { msg, flush } => {
                 match with_sink!(&mut self.mode, s => s.poll_ready(cx)) {
-                    Poll::Pending => return Some(Op::Send { msg, flush }),
+                    Poll::Pending => {
+                        self.slot_pending();
+                        return Some(Op::Send { msg, flush });
+                    }
                     Poll::Ready(Err(e)) => {
                         log!("    poll_ready: {e}");
                         self.slot_lost();
@@ -916,7 +936,10 @@ impl Harness<'_> {
                 }
             }
             Op::Flush => match with_sink!(&mut self.mode, s => s.poll_flush(cx)) {
-                Poll::Pending => Some(Op::Flush),
+                Poll::Pending => {
+                    self.slot_pending();
+                    Some(Op::Flush)
+                }
                 Poll::Ready(r) => {
                     if r.is_ok() {
                         self.slot_flushed();
@@ -936,7 +959,10 @@ impl Harness<'_> {
                     self.recv_exact = false;
                 }
                 match with_sink!(&mut self.mode, s => s.poll_close(cx)) {
-                    Poll::Pending => Some(Op::Close),
+                    Poll::Pending => {
+                        self.slot_pending();
+                        Some(Op::Close)
+                    }
                     Poll::Ready(r) => {
                         log!("    close: {r:?}");
                         if r.is_ok() {
@@ -1363,6 +1389,7 @@ fuzz_target!(|data: &[u8]| {
         slot: None,
         sent_exact: true,
         app_pongs: Vec::new(),
+        handed_maybe: false,
         closing_since: None,
         received: Vec::new(),
         recv_exact: true,
