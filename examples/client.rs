@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! cargo run --example client --features client -- ws://127.0.0.1:9001/ [--protocol P]... \
-//!     [--header 'K: V']... [--deflate]
+//!     [--header 'K: V']... [--ca FILE] [--deflate]
 //! ```
+//!
+//! `wss://` URLs need the `rustls` feature; `--ca FILE` trusts the PEM certificates in FILE
+//! (a self-signed server, a private CA) instead of the webpki roots.
 //!
 //! At the end of stdin the client closes (1000) and exits 0 once the close handshake is done;
 //! any failure (refused, a protocol error, the connection lost) is printed and exits 1.
@@ -38,10 +41,41 @@ fn parse_args() -> Result<ClientBuilder, ClientError> {
                 None => usage("--header needs 'Name: value'"),
             },
             "--deflate" => builder = with_deflate(builder),
+            "--ca" => match args.next() {
+                Some(file) => builder = with_ca(builder, &file),
+                None => usage("--ca needs a file"),
+            },
             other => usage(&format!("unexpected argument {other:?}")),
         }
     }
     Ok(builder.protocols(protocols))
+}
+
+/// Trusts the PEM certificates in `file` for `wss://`.
+#[cfg(feature = "rustls")]
+fn with_ca(builder: ClientBuilder, file: &str) -> ClientBuilder {
+    use tower_ws::client::rustls::{self, pki_types::CertificateDer, pki_types::pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    let certs =
+        CertificateDer::pem_file_iter(file).unwrap_or_else(|e| usage(&format!("--ca {file}: {e}")));
+    for cert in certs {
+        let cert = cert.unwrap_or_else(|e| usage(&format!("--ca {file}: {e}")));
+        roots
+            .add(cert)
+            .unwrap_or_else(|e| usage(&format!("--ca {file}: {e}")));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    builder.tls_config(std::sync::Arc::new(config))
+}
+
+#[cfg(not(feature = "rustls"))]
+fn with_ca(_: ClientBuilder, _: &str) -> ClientBuilder {
+    usage("--ca needs the `rustls` feature")
 }
 
 #[cfg(feature = "deflate")]
