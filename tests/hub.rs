@@ -437,3 +437,55 @@ async fn a_node_that_goes_away_leaves_the_others_unaffected() {
     assert_eq!(text(&mut on_b).await, "local");
     assert_eq!(node_b.stats().received_from_nodes, 2);
 }
+
+#[tokio::test]
+async fn published_messages_wait_for_the_end_of_a_message_sent_in_pieces() {
+    use tower_ws::streaming::MessageKind;
+
+    let hub = Hub::new();
+    let (joined_tx, mut joined) = mpsc::unbounded_channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let go_rx = Arc::new(tokio::sync::Mutex::new(Some(go_rx)));
+    let handler_hub = hub.clone();
+    let addr = serve(Config::default(), move |mut ws: UpgradedWebSocket| {
+        let hub = handler_hub.clone();
+        let joined_tx = joined_tx.clone();
+        let go_rx = go_rx.clone();
+        async move {
+            hub.attach(&mut ws).subscribe("t");
+            let mut writer = ws.send_streaming(MessageKind::Text).fragment_size(4);
+            writer.send_chunk("abcd".into()).await.unwrap();
+            // The first fragment is out: the test publishes now.
+            joined_tx.send(()).unwrap();
+            let go = go_rx.lock().await.take().unwrap();
+            go.await.unwrap();
+            writer.send_chunk("efgh".into()).await.unwrap();
+            writer.finish().await.unwrap();
+            while let Some(Ok(_)) = ws.recv().await {}
+        }
+    })
+    .await;
+    let mut client = RawClient::connect(addr).await;
+    within(joined.recv()).await.unwrap();
+    assert_eq!(hub.publish("t", "published"), 1);
+    go_tx.send(()).unwrap();
+    // The fragments stay together (text, continuation, ..., the last with FIN); the published
+    // message comes after the last.
+    let mut text = Vec::new();
+    loop {
+        let frame = client.read_frame().await.unwrap();
+        let first = text.is_empty();
+        assert_eq!(
+            frame.opcode(),
+            if first { 1 } else { 0 },
+            "a data frame inside a fragmented message: {frame:?}"
+        );
+        text.extend_from_slice(&frame.payload);
+        if frame.b0 & 0x80 != 0 {
+            break;
+        }
+    }
+    assert_eq!(text, b"abcdefgh");
+    let after = client.read_frame().await.unwrap();
+    assert_eq!((after.b0, after.payload), (0x81, b"published".to_vec()));
+}

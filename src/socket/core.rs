@@ -61,6 +61,11 @@ pub(super) struct Core {
     /// Boxed: most sockets are not attached.
     #[cfg(feature = "hub")]
     pub(super) inbox: Option<Box<Attachment>>,
+    /// A message sent in pieces is under way (its last fragment not queued yet): published
+    /// messages wait, since no other data frame may come between its fragments (RFC 6455
+    /// §5.4).
+    #[cfg(feature = "hub")]
+    pub(super) mid_message: bool,
 }
 
 impl Core {
@@ -87,6 +92,8 @@ impl Core {
             shutdown: None,
             #[cfg(feature = "hub")]
             inbox: None,
+            #[cfg(feature = "hub")]
+            mid_message: false,
         };
         #[cfg(feature = "deflate")]
         if let Some(agreed) = negotiated.deflate {
@@ -574,6 +581,10 @@ impl Core {
         if !self.state.is_open() {
             return Err(ErrorKind::Closed.into());
         }
+        #[cfg(feature = "hub")]
+        {
+            self.mid_message = !fin;
+        }
         #[cfg(feature = "deflate")]
         if compress {
             self.timers.mark_active();
@@ -771,11 +782,9 @@ impl Core {
     /// hub found too slow is closed here with the policy's code.
     #[inline]
     pub(super) fn pull_deliveries(&mut self) {
-        if self
-            .inbox
-            .as_deref()
-            .is_some_and(|i| i.mailbox.may_have_pending() || !self.state.is_open())
-        {
+        if self.inbox.as_deref().is_some_and(|i| {
+            (i.mailbox.may_have_pending() && !self.mid_message) || !self.state.is_open()
+        }) {
             self.pull_deliveries_now();
         }
     }
