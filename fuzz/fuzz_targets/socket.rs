@@ -762,8 +762,12 @@ impl Harness<'_> {
     /// submitted now (nothing can be submitted ahead of it: the slot goes first), and an error
     /// after this leaves the model without an exact sequence.
     fn slot_pending(&mut self) {
-        if let Mode::Futures(..) = self.mode {
-            if let Some(msg) = self.slot.take() {
+        // A close frame stays in the slot: taken as submitted, it would start the model's
+        // close deadline before the socket has it (the socket's own close frame, once
+        // written, is seen by the peer anyway).
+        if let (Mode::Futures(..), Some(msg)) = (&self.mode, &self.slot) {
+            if !matches!(msg, Message::Close(_)) {
+                let msg = self.slot.take().expect("just seen");
                 self.on_submitted(&msg);
                 self.handed_maybe = true;
             }
