@@ -107,6 +107,18 @@ async fn raw_server(answer: fn(&str) -> String, after: &'static [u8]) -> std::ne
     addr
 }
 
+/// A server that accepts one connection and never says anything (it holds it for 30 s).
+async fn silent_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tcp);
+    });
+    addr
+}
+
 fn switching(key: &str, extra: &str) -> String {
     let accept = tower_ws::handshake::accept_key(key.as_bytes());
     format!(
@@ -188,13 +200,7 @@ async fn a_server_that_masks_its_frames_fails_the_connection() {
 
 #[tokio::test]
 async fn a_server_that_never_answers_times_out() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _hold = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(tcp);
-    });
+    let addr = silent_server().await;
     let err = within(
         ClientBuilder::new(&format!("ws://{addr}/"))
             .unwrap()
@@ -349,14 +355,8 @@ mod in_memory {
 #[cfg(feature = "rustls")]
 #[tokio::test]
 async fn a_tls_handshake_that_never_completes_times_out() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _hold = tokio::spawn(async move {
-        // Accepts TCP, then never answers the ClientHello.
-        let (tcp, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(tcp);
-    });
+    // Accepts TCP, then never answers the ClientHello.
+    let addr = silent_server().await;
     let err = within(
         ClientBuilder::new(&format!("wss://localhost:{}/", addr.port()))
             .unwrap()
@@ -370,13 +370,7 @@ async fn a_tls_handshake_that_never_completes_times_out() {
 
 #[tokio::test]
 async fn a_proxy_that_never_answers_times_out() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy = listener.local_addr().unwrap();
-    let _hold = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(tcp);
-    });
+    let proxy = silent_server().await;
     let err = within(
         ClientBuilder::new("ws://192.0.2.1/")
             .unwrap()

@@ -15,18 +15,7 @@ use tower_ws::Message;
 use tower_ws::client::ClientBuilder;
 
 fn python_websockets_available() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import websockets.asyncio.server"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("TOWER_WS_REQUIRE_PYTHON").is_none(),
-            "the Python `websockets` package is required (pip install websockets)"
-        );
-        eprintln!("\n*** SKIPPED: client interop needs Python 3 with `websockets` ***\n");
-    }
-    ok
+    support::python_websockets("websockets.asyncio.server")
 }
 
 /// Starts the Python echo server in `mode` (with `args`); returns it (killed on drop) and its

@@ -9,8 +9,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use futures_util::StreamExt;
 use support::serve;
 use tower_ws::{Config, DeflateConfig, UpgradedWebSocket};
@@ -24,20 +22,7 @@ async fn echo(mut ws: UpgradedWebSocket) {
 }
 
 fn python_websockets_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import websockets.asyncio.client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("TOWER_WS_REQUIRE_PYTHON").is_none(),
-            "the Python `websockets` package is required (pip install websockets)"
-        );
-        eprintln!(
-            "\n*** SKIPPED: deflate interop needs Python 3 with `websockets` (pip install websockets) ***\n"
-        );
-    }
-    ok
+    support::python_websockets("websockets.asyncio.client")
 }
 
 async fn run_peer(addr: std::net::SocketAddr, params: &[&str]) -> String {

@@ -31,6 +31,26 @@ pub async fn within<F: Future>(fut: F) -> F::Output {
         .expect("step timed out")
 }
 
+/// Whether Python 3 can import `module` of the `websockets` package, the independent peer of
+/// the interop tests. `.ci/run` installs it and sets `TOWER_WS_REQUIRE_PYTHON=1`, which turns
+/// a missing package into a failure; elsewhere the test is skipped with a loud notice.
+pub fn python_websockets(module: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("TOWER_WS_REQUIRE_PYTHON").is_none(),
+            "the Python `websockets` package is required (pip install websockets)"
+        );
+        eprintln!(
+            "\n*** SKIPPED: this interop test needs Python 3 with `websockets` (pip install websockets) ***\n"
+        );
+    }
+    ok
+}
+
 /// Serves WebSocket upgrades on 127.0.0.1 (any port); each socket goes to `handler`.
 pub async fn serve<H, F>(config: Config, handler: H) -> SocketAddr
 where
