@@ -35,6 +35,8 @@ pub(crate) struct Encoder<K> {
     /// Boxed: most connections never agree to compression and should not pay its size.
     #[cfg(feature = "deflate")]
     deflater: Option<Box<Deflater>>,
+    /// A message sent in pieces is under way: its last fragment is not queued yet.
+    mid_message: bool,
 }
 
 impl<K: MaskSource> Encoder<K> {
@@ -45,6 +47,7 @@ impl<K: MaskSource> Encoder<K> {
             mask: mask.map(Box::new),
             #[cfg(feature = "deflate")]
             deflater: None,
+            mid_message: false,
         }
     }
 
@@ -64,6 +67,13 @@ impl<K: MaskSource> Encoder<K> {
     #[cfg(feature = "deflate")]
     pub(crate) fn deflater(&self) -> Option<&Deflater> {
         self.deflater.as_deref()
+    }
+
+    /// Whether a message sent in pieces is under way (a fragment without FIN was queued and
+    /// its last one not yet): no other data frame may be queued until it ends (RFC 6455 §5.4).
+    #[cfg_attr(not(feature = "hub"), allow(dead_code))]
+    pub(crate) fn mid_message(&self) -> bool {
+        self.mid_message
     }
 
     /// Queues one message as one frame. Data messages are compressed when a compressor was
@@ -127,6 +137,7 @@ impl<K: MaskSource> Encoder<K> {
         out: &mut WriteBuf,
     ) {
         debug_assert!(!opcode.is_control());
+        self.mid_message = !fin;
         self.frame(opcode, fin, false, payload, out);
     }
 
@@ -144,6 +155,7 @@ impl<K: MaskSource> Encoder<K> {
         out: &mut WriteBuf,
     ) {
         debug_assert!(!opcode.is_control());
+        self.mid_message = !fin;
         let Some(deflater) = self.deflater.as_deref_mut() else {
             self.frame(opcode, fin, false, &Bytes::copy_from_slice(payload), out);
             return;

@@ -61,11 +61,6 @@ pub(super) struct Core {
     /// Boxed: most sockets are not attached.
     #[cfg(feature = "hub")]
     pub(super) inbox: Option<Box<Attachment>>,
-    /// A message sent in pieces is under way (its last fragment not queued yet): published
-    /// messages wait, since no other data frame may come between its fragments (RFC 6455
-    /// §5.4).
-    #[cfg(feature = "hub")]
-    pub(super) mid_message: bool,
 }
 
 impl Core {
@@ -92,8 +87,6 @@ impl Core {
             shutdown: None,
             #[cfg(feature = "hub")]
             inbox: None,
-            #[cfg(feature = "hub")]
-            mid_message: false,
         };
         #[cfg(feature = "deflate")]
         if let Some(agreed) = negotiated.deflate {
@@ -581,10 +574,6 @@ impl Core {
         if !self.state.is_open() {
             return Err(ErrorKind::Closed.into());
         }
-        #[cfg(feature = "hub")]
-        {
-            self.mid_message = !fin;
-        }
         #[cfg(feature = "deflate")]
         if compress {
             self.timers.mark_active();
@@ -776,14 +765,16 @@ impl Core {
     /// How many published messages are taken from the mailbox at once.
     const BATCH: usize = 32;
 
-    /// Moves published messages from the mailbox into the write queue, up to
+    /// Moves published messages from the mailbox into the write queue (never while a message
+    /// sent in pieces is under way: no other data frame may come between its fragments, RFC
+    /// 6455 §5.4), up to
     /// `write_buffer_size` (the rest waits in the mailbox, under the hub's bounds and policy:
     /// a subscriber that does not read does not grow this socket's queue). A subscriber the
     /// hub found too slow is closed here with the policy's code.
     #[inline]
     pub(super) fn pull_deliveries(&mut self) {
         if self.inbox.as_deref().is_some_and(|i| {
-            (i.mailbox.may_have_pending() && !self.mid_message) || !self.state.is_open()
+            (i.mailbox.may_have_pending() && !self.encoder.mid_message()) || !self.state.is_open()
         }) {
             self.pull_deliveries_now();
         }
