@@ -6,7 +6,7 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -28,6 +28,8 @@ use crate::write_buf::{MAX_SLICES, WriteBuf};
 const KEEP_WRITE_CAPACITY: usize = 4096;
 /// The most the read buffer grows by at once while a large frame arrives.
 const MAX_READ_RESERVE: usize = 1 << 20;
+/// The most one read asks for, unless the frame being read is known to need more.
+const MAX_READ_AHEAD: usize = 256 << 10;
 
 /// Everything but the IO: protocol state, buffers, timers.
 pub(super) struct Core {
@@ -357,7 +359,12 @@ impl Core {
         if self.read.buf.capacity() - buffered < want {
             self.read.reserve(want, frame_rest);
         }
-        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut self.read.buf)
+        // A buffer reused from a large message has room for one; a read still asks only for
+        // what the frame needs or `MAX_READ_AHEAD`: one read of a whole large frame, taken
+        // while the peer is still sending it, costs the kernel more than a bounded read and
+        // then the rest.
+        let ask = want.max(MAX_READ_AHEAD);
+        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut (&mut self.read.buf).limit(ask))
     }
 
     /// Drives the keepalive timer; `true` if it queued something or failed the connection.
