@@ -341,15 +341,17 @@ impl Decoder {
         &mut self,
         buf: &mut BytesMut,
     ) -> Result<Option<(FrameHeader, Bytes)>, ErrorKind> {
-        let frame = match self.frame {
-            Some(ref mut frame) => frame,
+        // Worked on as a local and stored back only when more bytes are needed: writing it into
+        // `self.frame` and reading it straight back stalls on store forwarding.
+        let mut frame = match self.frame.take() {
+            Some(frame) => frame,
             None => {
                 let Some((header, header_len)) = FrameHeader::parse(buf)? else {
                     return Ok(None);
                 };
                 let frame = self.check_header(header)?;
                 buf.advance(header_len);
-                self.frame.insert(frame)
+                frame
             }
         };
 
@@ -368,11 +370,10 @@ impl Decoder {
             frame.processed = available;
         }
         if buf.len() < frame.len {
+            self.frame = Some(frame);
             return Ok(None);
         }
 
-        let frame = *frame;
-        self.frame = None;
         Ok(Some((frame.header, buf.split_to(frame.len).freeze())))
     }
 
@@ -481,6 +482,7 @@ impl Decoder {
     }
 
     /// Turns a whole frame into a message, or folds it into the message being assembled.
+    #[inline(always)]
     fn complete_frame(
         &mut self,
         h: FrameHeader,
