@@ -360,9 +360,8 @@ impl Core {
             self.read.reserve(want, frame_rest);
         }
         // A buffer reused from a large message has room for one; a read still asks only for
-        // what the frame needs or `MAX_READ_AHEAD`: one read of a whole large frame, taken
-        // while the peer is still sending it, costs the kernel more than a bounded read and
-        // then the rest.
+        // what the frame needs or `MAX_READ_AHEAD`: one read of a whole large frame cost the
+        // kernel more than a bounded read and then the rest (measured on loopback).
         let ask = want.max(MAX_READ_AHEAD);
         tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut (&mut self.read.buf).limit(ask))
     }
