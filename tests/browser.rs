@@ -17,8 +17,10 @@ mod chat;
 #[path = "../examples/rpc.rs"]
 mod rpc_example;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -66,20 +68,37 @@ async fn chat_example_two_browser_tabs_see_each_others_messages() {
     let Some((chromium, chromedriver)) = browser_tools() else {
         return;
     };
-    tokio::time::timeout(TOTAL, async {
-        // The chat example, in this process.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(chat::run(listener, async {
-            let _ = stop_rx.await;
-        }));
-        with_browser(&chromium, &chromedriver, |wd| chat_tabs(wd, addr)).await;
-        let _ = stop_tx.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    })
+    tokio::time::timeout(
+        TOTAL,
+        with_example(chat::run, |addr| {
+            with_browser(&chromium, &chromedriver, move |wd| chat_tabs(wd, addr))
+        }),
+    )
     .await
     .expect("browser test timed out");
+}
+
+/// Runs an example's server (its `run(listener, stop)`) in this process on a free loopback
+/// port for as long as `body` takes, then stops it gracefully.
+async fn with_example<R, Fut, B, BFut>(run: R, body: B)
+where
+    R: FnOnce(tokio::net::TcpListener, Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    B: FnOnce(SocketAddr) -> BFut,
+    BFut: Future<Output = ()>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(
+        listener,
+        Box::pin(async {
+            let _ = stop_rx.await;
+        }),
+    ));
+    body(addr).await;
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
 
 #[cfg(feature = "rpc")]
@@ -88,14 +107,8 @@ async fn rpc_example_page_calls_the_api_over_its_socket_and_sees_pushes() {
     let Some((chromium, chromedriver)) = browser_tools() else {
         return;
     };
-    tokio::time::timeout(TOTAL, async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(rpc_example::run(listener, async {
-            let _ = stop_rx.await;
-        }));
-        with_browser(&chromium, &chromedriver, |wd| async move {
+    let test = with_example(rpc_example::run, |addr| {
+        with_browser(&chromium, &chromedriver, move |wd| async move {
             wd.post("/url", json!({ "url": format!("http://{addr}/") }))
                 .await;
             wd.wait_for("document.getElementById('status').textContent", "connected")
@@ -125,12 +138,10 @@ async fn rpc_example_page_calls_the_api_over_its_socket_and_sees_pushes() {
             .await;
             wd
         })
-        .await;
-        let _ = stop_tx.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    })
-    .await
-    .expect("browser test timed out");
+    });
+    tokio::time::timeout(TOTAL, test)
+        .await
+        .expect("browser test timed out");
 }
 
 /// The chat scenario: two tabs, each sees what the other says.
@@ -192,7 +203,7 @@ impl Drop for Cleanup {
 async fn with_browser<F, Fut>(chromium: &Path, chromedriver: &Path, scenario: F)
 where
     F: FnOnce(Driver) -> Fut,
-    Fut: std::future::Future<Output = Driver>,
+    Fut: Future<Output = Driver>,
 {
     // chromedriver on a free local port.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
