@@ -200,6 +200,7 @@ impl Decoder {
     ///
     /// `Ok(None)`: more bytes are needed; what was consumed is remembered, so call again with
     /// the same buffer once more bytes are appended. Errors are terminal.
+    #[inline]
     pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ErrorKind> {
         while let Some((header, payload)) = self.next_frame(buf)? {
             if let Some(message) = self.complete_frame(header, payload)? {
@@ -349,9 +350,14 @@ impl Decoder {
                 let Some((header, header_len)) = FrameHeader::parse(buf)? else {
                     return Ok(None);
                 };
-                let frame = self.check_header(header)?;
+                let text = self.check_header(&header)?;
                 buf.advance(header_len);
-                frame
+                FrameState {
+                    len: usize::try_from(header.payload_len).unwrap_or(usize::MAX),
+                    header,
+                    processed: 0,
+                    text,
+                }
             }
         };
 
@@ -377,8 +383,10 @@ impl Decoder {
         Ok(Some((frame.header, buf.split_to(frame.len).freeze())))
     }
 
-    /// Applies every header rule before any payload is buffered.
-    fn check_header(&mut self, h: FrameHeader) -> Result<FrameState, ErrorKind> {
+    /// Applies every header rule before any payload is buffered; whether the frame's payload is
+    /// text to validate as it arrives.
+    #[inline(always)]
+    fn check_header(&mut self, h: &FrameHeader) -> Result<bool, ErrorKind> {
         match (self.role, h.mask.is_some()) {
             // RFC 6455 §5.1: a server MUST close the connection upon receiving an unmasked frame.
             (Role::Server, false) if !self.accept_unmasked => return Err(ErrorKind::BadMasking),
@@ -429,12 +437,7 @@ impl Decoder {
             // Compressed text is validated as it is inflated.
             self.in_text && !self.compressed
         };
-        Ok(FrameState {
-            header: h,
-            len,
-            processed: 0,
-            text,
-        })
+        Ok(text)
     }
 
     /// Bytes of the data message assembled so far.
