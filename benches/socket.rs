@@ -7,13 +7,18 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::{SinkExt, StreamExt};
-use tower_ws::{Config, Message, Role, WebSocket};
+use tower_ws::{Config, Message, Role, Shutdown, WebSocket};
 
 /// A client sends `count` messages of `size` bytes (fed, one flush), a server echoes them
-/// (fed, flushed when it would wait), and the client reads every echo back.
-async fn round_trip(count: usize, size: usize) {
+/// (fed, flushed when it would wait), and the client reads every echo back. With `shutdown`,
+/// the server socket watches a graceful shutdown (that never starts), as under `serve` or a
+/// layer with `Shutdown`.
+async fn round_trip(count: usize, size: usize, shutdown: Option<&Shutdown>) {
     let (a, b) = tokio::io::duplex(256 * 1024);
     let mut server = WebSocket::from_raw(a, Role::Server, &Config::default());
+    if let Some(shutdown) = shutdown {
+        shutdown.register(&mut server);
+    }
     let client = WebSocket::from_raw(b, Role::Client, &Config::default());
     let echo = tokio::spawn(async move {
         while let Some(Ok(msg)) = server.next().await {
@@ -58,9 +63,14 @@ fn echo(c: &mut Criterion) {
     for (count, size) in [(1000usize, 16usize), (200, 1024), (4, 1 << 20)] {
         g.throughput(Throughput::Elements(count as u64));
         g.bench_function(format!("{count}x{size}B"), |b| {
-            b.iter(|| rt.block_on(round_trip(count, size)));
+            b.iter(|| rt.block_on(round_trip(count, size, None)));
         });
     }
+    let shutdown = Shutdown::new();
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("1000x16B-watching-shutdown", |b| {
+        b.iter(|| rt.block_on(round_trip(1000, 16, Some(&shutdown))));
+    });
     g.finish();
 }
 

@@ -5,8 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Context;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Waker};
 
 use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -15,6 +15,9 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 #[derive(Default)]
 pub(crate) struct Signal {
     token: CancellationToken,
+    /// Set by [`fire`](Self::fire) before the token is cancelled: what a socket checks on each
+    /// poll, one atomic load (the token's own check takes a lock every socket shares).
+    fired: AtomicBool,
     /// Sockets holding a [`Watch`].
     live: AtomicUsize,
     /// Notified when `live` drops to zero.
@@ -24,12 +27,13 @@ pub(crate) struct Signal {
 impl Signal {
     /// Starts the shutdown: every watch fires.
     pub(crate) fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
         self.token.cancel();
     }
 
     /// Whether [`fire`](Self::fire) was called.
     pub(crate) fn is_fired(&self) -> bool {
-        self.token.is_cancelled()
+        self.fired.load(Ordering::Acquire)
     }
 
     /// Resolves once [`fire`](Self::fire) is called.
@@ -52,7 +56,7 @@ impl Signal {
         self.live.fetch_add(1, Ordering::AcqRel);
         Watch {
             signal: Box::pin(self.token.clone().cancelled_owned()),
-            fired: false,
+            registered: None,
             inner: Arc::clone(self),
         }
     }
@@ -61,25 +65,37 @@ impl Signal {
 /// One socket's view of a [`Shutdown`]: the signal, and its place in the open-socket count.
 pub(crate) struct Watch {
     signal: Pin<Box<WaitForCancellationFutureOwned>>,
-    fired: bool,
+    /// The waker `signal` will wake: polling it again with the same one is skipped, since each
+    /// poll locks the waiter list every socket shares (a socket is always polled with its own
+    /// waker fan-out, so this registers once per socket).
+    registered: Option<Waker>,
     inner: Arc<Signal>,
 }
 
 impl Watch {
     /// Whether the shutdown has started: one atomic load, no waker registration.
-    pub(crate) fn fired(&mut self) -> bool {
-        if !self.fired {
-            self.fired = self.inner.token.is_cancelled();
-        }
-        self.fired
+    pub(crate) fn fired(&self) -> bool {
+        self.inner.is_fired()
     }
 
     /// Whether the shutdown has started; registers the task to be woken when it does.
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.fired {
-            self.fired = self.signal.as_mut().poll(cx).is_ready();
+        if self.fired() {
+            return true;
         }
-        self.fired
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            // `fire` wakes this waker after setting the flag checked above.
+            return false;
+        }
+        if self.signal.as_mut().poll(cx).is_ready() {
+            return true;
+        }
+        self.registered = Some(cx.waker().clone());
+        false
     }
 }
 
@@ -94,7 +110,7 @@ impl Drop for Watch {
 impl fmt::Debug for Watch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch")
-            .field("fired", &self.fired)
+            .field("fired", &self.fired())
             .finish_non_exhaustive()
     }
 }

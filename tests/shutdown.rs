@@ -135,3 +135,45 @@ async fn shutdown_gives_up_on_a_peer_that_never_answers_after_the_close_timeout(
     );
     drop(tcp);
 }
+
+#[tokio::test]
+async fn shutdown_wakes_sockets_that_have_waited_for_their_peer_many_times() {
+    let shutdown = Shutdown::new();
+    let layer = WebSocketLayer::new()
+        .shutdown(&shutdown)
+        .on_upgrade(|mut ws: UpgradedWebSocket, _parts| async move {
+            while let Some(Ok(msg)) = ws.recv().await {
+                if msg.is_text() && ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+    let addr = serve_service(layer.layer(service_fn(app)), false).await;
+    let mut clients = Vec::new();
+    for _ in 0..SOCKETS {
+        let (mut client, _) = within(tokio_tungstenite::connect_async(format!("ws://{addr}/")))
+            .await
+            .unwrap();
+        // One at a time: the server socket waits for its peer (and watches the signal) between
+        // messages, again and again.
+        for i in 0..QUEUED {
+            let msg = tungstenite::Message::text(format!("m{i}"));
+            within(client.send(msg.clone())).await.unwrap();
+            assert_eq!(within(client.next()).await.unwrap().unwrap(), msg);
+        }
+        clients.push(client);
+    }
+    // Every socket is now waiting for its peer; the shutdown must wake each one.
+    let waiting = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { shutdown.shutdown(Duration::from_secs(5)).await }
+    });
+    for client in &mut clients {
+        match within(client.next()).await.unwrap().unwrap() {
+            tungstenite::Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+            other => panic!("expected close 1001, got {other:?}"),
+        }
+        assert!(within(client.next()).await.is_none_or(|r| r.is_err()));
+    }
+    assert_eq!(within(waiting).await.unwrap(), 0);
+}

@@ -149,7 +149,7 @@ impl Core {
             if !self.state.close_queued()
                 && self
                     .shutdown
-                    .as_mut()
+                    .as_ref()
                     .is_some_and(crate::signal::Watch::fired)
             {
                 // RFC 6455 §7.4.1: 1001, the server is going away; queued after what the
@@ -236,11 +236,16 @@ impl Core {
     }
 
     /// The next message already in the read buffer, while the connection is plainly open (no
-    /// close either way, no failure, no shutdown to watch): it needs no IO and no timer, so
-    /// no waker either. `None` sends the caller down the full path of [`poll_next`](Self::poll_next).
+    /// close either way, no failure, no shutdown started): it needs no IO and no timer, so no
+    /// waker either. `None` sends the caller down the full path of [`poll_next`](Self::poll_next).
     #[inline]
     pub(super) fn next_buffered(&mut self) -> Option<Message> {
-        if !self.state.is_open() || self.shutdown.is_some() {
+        if !self.state.is_open()
+            || self
+                .shutdown
+                .as_ref()
+                .is_some_and(crate::signal::Watch::fired)
+        {
             return None;
         }
         self.decode_next()
