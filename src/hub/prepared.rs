@@ -92,10 +92,14 @@ impl PreparedMessage {
     }
 
     fn new(opcode: OpCode, payload: Bytes, text: Option<Utf8Bytes>) -> Self {
+        let frame = server_frame(opcode, false, &payload);
+        // The payload is read from the frame's tail, not kept: a received message's bytes are
+        // a slice of its socket's read buffer, which can then be reused in place.
+        let payload = frame.slice(frame.len() - payload.len()..);
         Self(Arc::new(Inner {
             opcode,
             text,
-            frame: server_frame(opcode, false, &payload),
+            frame,
             payload,
             #[cfg(feature = "deflate")]
             compressed: Default::default(),
