@@ -139,15 +139,15 @@ async fn shutdown_gives_up_on_a_peer_that_never_answers_after_the_close_timeout(
 #[tokio::test]
 async fn shutdown_wakes_sockets_that_have_waited_for_their_peer_many_times() {
     let shutdown = Shutdown::new();
-    let layer = WebSocketLayer::new()
-        .shutdown(&shutdown)
-        .on_upgrade(|mut ws: UpgradedWebSocket, _parts| async move {
+    let layer = WebSocketLayer::new().shutdown(&shutdown).on_upgrade(
+        |mut ws: UpgradedWebSocket, _parts| async move {
             while let Some(Ok(msg)) = ws.recv().await {
                 if msg.is_text() && ws.send(msg).await.is_err() {
                     break;
                 }
             }
-        });
+        },
+    );
     let addr = serve_service(layer.layer(service_fn(app)), false).await;
     let mut clients = Vec::new();
     for _ in 0..SOCKETS {

@@ -74,7 +74,7 @@ impl PreparedMessage {
     /// ```
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
         let text = text.into();
-        Self::new(OpCode::Text, text.clone().into_bytes(), Some(text))
+        Self::new(OpCode::Text, text.clone().as_bytes(), Some(text))
     }
 
     /// A binary message.
@@ -88,11 +88,12 @@ impl PreparedMessage {
     /// assert!(!msg.is_text());
     /// ```
     pub fn binary(data: impl Into<Bytes>) -> Self {
-        Self::new(OpCode::Binary, data.into(), None)
+        let data: Bytes = data.into();
+        Self::new(OpCode::Binary, &data, None)
     }
 
-    fn new(opcode: OpCode, payload: Bytes, text: Option<Utf8Bytes>) -> Self {
-        let frame = server_frame(opcode, false, &payload);
+    fn new(opcode: OpCode, payload: &[u8], text: Option<Utf8Bytes>) -> Self {
+        let frame = server_frame(opcode, false, payload);
         // The payload is read from the frame's tail, not kept: a received message's bytes are
         // a slice of its socket's read buffer, which can then be reused in place.
         let payload = frame.slice(frame.len() - payload.len()..);
