@@ -84,12 +84,7 @@ async fn shutdown_sends_1001_to_every_open_socket_and_loses_no_queued_message() 
             let msg = within(client.next()).await.unwrap().unwrap();
             assert_eq!(msg, tungstenite::Message::text(format!("m{i}")));
         }
-        match within(client.next()).await.unwrap().unwrap() {
-            tungstenite::Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
-            other => panic!("expected close 1001, got {other:?}"),
-        }
-        // tungstenite answers the close; then the server closes the connection.
-        assert!(within(client.next()).await.is_none_or(|r| r.is_err()));
+        expect_going_away(client).await;
     }
     for _ in 0..SOCKETS {
         // Each server socket finished the close handshake: its stream ended with the peer's close.
@@ -169,11 +164,20 @@ async fn shutdown_wakes_sockets_that_have_waited_for_their_peer_many_times() {
         async move { shutdown.shutdown(Duration::from_secs(5)).await }
     });
     for client in &mut clients {
-        match within(client.next()).await.unwrap().unwrap() {
-            tungstenite::Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
-            other => panic!("expected close 1001, got {other:?}"),
-        }
-        assert!(within(client.next()).await.is_none_or(|r| r.is_err()));
+        expect_going_away(client).await;
     }
     assert_eq!(within(waiting).await.unwrap(), 0);
+}
+
+/// The client's next message is a close with 1001; tungstenite answers it, then the server
+/// closes the connection.
+async fn expect_going_away<S>(client: &mut tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match within(client.next()).await.unwrap().unwrap() {
+        tungstenite::Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    assert!(within(client.next()).await.is_none_or(|r| r.is_err()));
 }

@@ -74,7 +74,7 @@ impl PreparedMessage {
     /// ```
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
         let text = text.into();
-        Self::new(OpCode::Text, text.clone().as_bytes(), Some(text))
+        Self::new(OpCode::Text, text.as_bytes(), Some(&text))
     }
 
     /// A binary message.
@@ -92,14 +92,14 @@ impl PreparedMessage {
         Self::new(OpCode::Binary, &data, None)
     }
 
-    fn new(opcode: OpCode, payload: &[u8], text: Option<Utf8Bytes>) -> Self {
+    fn new(opcode: OpCode, payload: &[u8], text: Option<&Utf8Bytes>) -> Self {
         let frame = server_frame(opcode, false, payload);
         // The payload is read from the frame's tail, not kept: a received message's bytes are
         // a slice of its socket's read buffer, which can then be reused in place.
         let payload = frame.slice(frame.len() - payload.len()..);
         Self(Arc::new(Inner {
             opcode,
-            text,
+            text: text.cloned(),
             frame,
             payload,
             #[cfg(feature = "deflate")]

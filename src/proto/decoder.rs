@@ -353,7 +353,7 @@ impl Decoder {
                 let text = self.check_header(&header)?;
                 buf.advance(header_len);
                 FrameState {
-                    len: usize::try_from(header.payload_len).unwrap_or(usize::MAX),
+                    len: header.len(),
                     header,
                     processed: 0,
                     text,
@@ -405,7 +405,7 @@ impl Decoder {
         {
             return Err(ErrorKind::ReservedBits);
         }
-        let len = usize::try_from(h.payload_len).unwrap_or(usize::MAX);
+        let len = h.len();
         let text = if h.opcode.is_control() {
             // RFC 6455 §5.5: control frames MUST have a payload of 125 bytes or less and MUST
             // NOT be fragmented.

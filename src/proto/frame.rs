@@ -62,6 +62,13 @@ pub(crate) struct FrameHeader {
 pub(crate) const MAX_HEADER_LEN: usize = 14;
 
 impl FrameHeader {
+    /// The payload length as a `usize` (saturating where it does not fit: such a frame is over
+    /// every limit anyway).
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        usize::try_from(self.payload_len).unwrap_or(usize::MAX)
+    }
+
     /// Parses a header from the start of `buf`.
     ///
     /// Returns `Ok(None)` while `buf` holds less than a whole header (nothing is consumed: the

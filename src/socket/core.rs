@@ -146,12 +146,7 @@ impl Core {
                 self.detach();
                 return Poll::Ready(None);
             }
-            if !self.state.close_queued()
-                && self
-                    .shutdown
-                    .as_ref()
-                    .is_some_and(crate::signal::Watch::fired)
-            {
+            if !self.state.close_queued() && self.shutdown_started() {
                 // RFC 6455 §7.4.1: 1001, the server is going away; queued after what the
                 // application already queued, so nothing sent before is lost.
                 self.send_close(Some(&CloseFrame::new(
@@ -240,15 +235,18 @@ impl Core {
     /// waker either. `None` sends the caller down the full path of [`poll_next`](Self::poll_next).
     #[inline]
     pub(super) fn next_buffered(&mut self) -> Option<Message> {
-        if !self.state.is_open()
-            || self
-                .shutdown
-                .as_ref()
-                .is_some_and(crate::signal::Watch::fired)
-        {
+        if !self.state.is_open() || self.shutdown_started() {
             return None;
         }
         self.decode_next()
+    }
+
+    /// Whether the graceful shutdown this socket watches (if any) has started.
+    #[inline]
+    fn shutdown_started(&self) -> bool {
+        self.shutdown
+            .as_ref()
+            .is_some_and(crate::signal::Watch::fired)
     }
 
     /// Decodes the next message for the application from the read buffer. `None` when more
