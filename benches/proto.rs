@@ -7,7 +7,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tower_ws::__bench::{
-    apply_mask, apply_mask_bytewise, decode_all, decode_chunks, masked_frames, masked_mixed_text,
+    apply_mask, apply_mask_bytewise, decode_all, decode_chunks, masked_frames, masked_mixed,
+    masked_mixed_text, mixed_text,
 };
 
 fn masking(c: &mut Criterion) {
@@ -47,5 +48,54 @@ fn decoding(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, masking, decoding);
+/// The same bytes (one `é` in every 17) decoded as text and as binary messages, 256 KiB of
+/// messages per iteration: what the UTF-8 check adds to a message (the bar: text at
+/// most 1.3x binary). Whole messages at once, and arriving in 4 KiB reads.
+fn text_vs_binary(c: &mut Criterion) {
+    let mut g = c.benchmark_group("text-vs-binary");
+    for (label, size) in [("1KiB", 1usize << 10), ("16KiB", 16 << 10), ("64KiB", 64 << 10)] {
+        let count = (256 << 10) / size;
+        for (kind, text) in [("binary", false), ("text", true)] {
+            let input = masked_mixed(size, count, text);
+            g.throughput(Throughput::Bytes(input.len() as u64));
+            g.bench_function(format!("{kind}-{label}"), |b| {
+                b.iter(|| decode_all(black_box(&input)));
+            });
+            g.bench_function(format!("{kind}-{label}-in-4KiB-reads"), |b| {
+                b.iter(|| decode_chunks(black_box(&input), 4096));
+            });
+        }
+    }
+    g.finish();
+}
+
+/// The ways a checked payload can become text, on 64 KiB of the mixed text: the SIMD check
+/// alone (what the decoder does, handing out the payload's own bytes), the check and a copy
+/// into a `String` (what it did before), and the check followed by std's `from_utf8` (what a
+/// copy-free hand-off costs without `unsafe`).
+fn text_handoff(c: &mut Criterion) {
+    let mut g = c.benchmark_group("text-handoff");
+    let payload = mixed_text(64 << 10);
+    g.throughput(Throughput::Bytes(payload.len() as u64));
+    g.bench_function("simd-check", |b| {
+        b.iter(|| simdutf8::basic::from_utf8(black_box(&payload)).is_ok());
+    });
+    g.bench_function("simd-check+copy", |b| {
+        b.iter(|| {
+            let text = simdutf8::basic::from_utf8(black_box(&payload)).unwrap();
+            let mut s = String::with_capacity(text.len());
+            s.push_str(text);
+            s
+        });
+    });
+    g.bench_function("simd-check+std-check", |b| {
+        b.iter(|| {
+            simdutf8::basic::from_utf8(black_box(&payload)).unwrap();
+            std::str::from_utf8(black_box(&payload)).is_ok()
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, masking, decoding, text_vs_binary, text_handoff);
 criterion_main!(benches);

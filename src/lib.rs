@@ -181,11 +181,25 @@ pub mod __bench {
 
     /// `count` masked text frames of about `size` bytes, one in 16 characters a two-byte `é`.
     pub fn masked_mixed_text(size: usize, count: usize) -> Vec<u8> {
-        masked_frames_with(size, count, true, |j| match j % 17 {
+        masked_mixed(size, count, true)
+    }
+
+    /// The bytes of [`masked_mixed_text`], sent as text or as binary frames.
+    pub fn masked_mixed(size: usize, count: usize, text: bool) -> Vec<u8> {
+        masked_frames_with(size, count, text, mixed_byte)
+    }
+
+    /// The payload of [`masked_mixed_text`]'s frames, unmasked.
+    pub fn mixed_text(size: usize) -> Vec<u8> {
+        (0..size - size % 17).map(mixed_byte).collect()
+    }
+
+    fn mixed_byte(j: usize) -> u8 {
+        match j % 17 {
             15 => 0xc3,
             16 => 0xa9,
             k => b'a' + k as u8,
-        })
+        }
     }
 
     fn masked_frames_with(

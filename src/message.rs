@@ -241,6 +241,11 @@ impl Utf8Bytes {
         &self.0
     }
 
+    /// Text already known to be UTF-8, kept as it is.
+    pub(crate) fn from_byte_string(text: ByteString) -> Self {
+        Self(text)
+    }
+
     /// The underlying bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()

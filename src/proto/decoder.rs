@@ -9,7 +9,7 @@ use super::{Role, close};
 #[cfg(feature = "deflate")]
 use crate::deflate::Inflater;
 use crate::error::ErrorKind;
-use crate::message::{Message, Utf8Bytes};
+use crate::message::Message;
 
 /// Size limits the decoder enforces before buffering anything.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +72,24 @@ struct Partial {
     data: BytesMut,
 }
 
+/// Up to three bytes of an unfinished code point.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    bytes: [u8; 3],
+    len: u8,
+}
+
+impl Held {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    fn set(&mut self, bytes: &[u8]) {
+        self.bytes[..bytes.len()].copy_from_slice(bytes);
+        self.len = bytes.len() as u8;
+    }
+}
+
 /// Turns received bytes into [`Message`]s.
 ///
 /// Call [`decode`](Decoder::decode) with the read buffer each time it grows. It unmasks and
@@ -88,10 +106,12 @@ pub(crate) struct Decoder {
     /// A data message (text or binary) is in progress: the next data frame must continue it.
     in_message: bool,
     in_text: bool,
+    /// Checks the text message in progress in place, as it arrives; the message's own bytes
+    /// then become its `Utf8Bytes`, with no copy and no second check.
     utf8: Utf8Validator,
-    /// The text of the text message in progress, appended as it is validated: the message
-    /// needs no second check to become an O(1) `Utf8Bytes`.
-    text: String,
+    /// The bytes of a code point the last streamed text chunk left unfinished: they start the
+    /// next chunk, so every text chunk is whole code points.
+    held: Held,
     /// The message in progress is compressed (RSV1 on its first frame).
     compressed: bool,
     /// The current (or next) data message is handed out in chunks as it arrives.
@@ -127,7 +147,7 @@ impl Decoder {
             in_message: false,
             in_text: false,
             utf8: Utf8Validator::default(),
-            text: String::new(),
+            held: Held::default(),
             compressed: false,
             streaming: false,
             stream_started: false,
@@ -249,10 +269,8 @@ impl Decoder {
                 #[cfg(not(feature = "deflate"))]
                 return Err(ErrorKind::ReservedBits);
             }
-            // Fragments assembled before streaming was asked for come first; text is in
-            // `self.text`, checked as it arrived.
+            // Fragments assembled before streaming was asked for come first.
             let data = match self.partial.take() {
-                _ if self.in_text => Bytes::from(std::mem::take(&mut self.text)),
                 Some(mut partial) => {
                     partial.data.extend_from_slice(&payload);
                     partial.data.freeze()
@@ -265,10 +283,14 @@ impl Decoder {
         }
     }
 
-    /// A chunk of the streamed message; with `fin`, the message is over.
-    fn stream_chunk(&mut self, data: Bytes, fin: bool) -> Result<Chunk, ErrorKind> {
+    /// A chunk of the streamed message, from `data`, the bytes received (and for text, checked)
+    /// since the last one; with `fin`, the message is over.
+    fn stream_chunk(&mut self, mut data: Bytes, fin: bool) -> Result<Chunk, ErrorKind> {
         let first = (!self.stream_started).then_some(self.in_text);
         self.stream_started = true;
+        if self.in_text {
+            data = self.whole_code_points(data);
+        }
         if fin {
             if self.in_text {
                 self.utf8.finish().map_err(|_| ErrorKind::InvalidUtf8)?;
@@ -280,6 +302,25 @@ impl Decoder {
             self.stream_started = false;
         }
         Ok(Chunk { first, data, fin })
+    }
+
+    /// The held bytes and `data`, less a code point their end leaves unfinished, which is held
+    /// for the next chunk. No copy unless a code point was held (it spans two frames).
+    fn whole_code_points(&mut self, mut data: Bytes) -> Bytes {
+        // Everything fed to the validator is in earlier chunks, held, or in `data`, so the
+        // unfinished code point at its end is at the end of `held` + `data`.
+        let unfinished = self.utf8.unfinished();
+        if self.held.len == 0 {
+            let tail = data.split_off(data.len() - unfinished);
+            self.held.set(&tail);
+            return data;
+        }
+        let mut joined = BytesMut::with_capacity(self.held.as_slice().len() + data.len());
+        joined.extend_from_slice(self.held.as_slice());
+        joined.extend_from_slice(&data);
+        let tail = joined.split_off(joined.len() - unfinished);
+        self.held.set(&tail);
+        joined.freeze()
     }
 
     /// Inflates the next piece of the compressed frame being streamed: a chunk when there is
@@ -297,6 +338,8 @@ impl Decoder {
         if !out.is_empty() {
             inflating.inflater.continue_streaming(&out);
         }
+        // What was inflated before streaming was asked for is checked already.
+        let checked = out.len();
         let mut ended = false;
         while out.len() < STREAM_CHUNK {
             let (used, drained) =
@@ -322,14 +365,12 @@ impl Decoder {
         if ended {
             self.stream_inflate = None;
         }
-        let data = if self.in_text {
+        if self.in_text {
             self.utf8
-                .feed(&out, &mut self.text)
+                .feed(&out[checked..])
                 .map_err(|_| ErrorKind::InvalidUtf8)?;
-            Bytes::from(std::mem::take(&mut self.text))
-        } else {
-            Bytes::from(out)
-        };
+        }
+        let data = Bytes::from(out);
         if data.is_empty() && !fin {
             return Ok(None);
         }
@@ -370,7 +411,7 @@ impl Decoder {
             if frame.text {
                 // RFC 6455 §8.1: fail the connection as soon as invalid UTF-8 is seen.
                 self.utf8
-                    .feed(fresh, &mut self.text)
+                    .feed(fresh)
                     .map_err(|_| ErrorKind::InvalidUtf8)?;
             }
             frame.processed = available;
@@ -444,10 +485,7 @@ impl Decoder {
     fn message_len(&self) -> usize {
         #[cfg(feature = "deflate")]
         if self.compressed {
-            return self.text.len() + self.inflater.as_ref().map_or(0, |i| i.out.len());
-        }
-        if self.in_text {
-            return self.text.len();
+            return self.inflater.as_ref().map_or(0, |i| i.out.len());
         }
         self.partial.as_ref().map_or(0, |p| p.data.len())
     }
@@ -459,22 +497,16 @@ impl Decoder {
             return Err(ErrorKind::ReservedBits);
         };
         // RFC 7692 §8.1 (and our limits): the inflated size counts, checked while inflating.
-        let limit = self.limits.max_message_size.saturating_sub(self.text.len());
-        inflater.inflate(payload, fin, out, limit)?;
-        if !self.in_text {
-            return Ok(fin.then(|| Bytes::from(std::mem::take(out))));
+        let checked = out.len();
+        inflater.inflate(payload, fin, out, self.limits.max_message_size)?;
+        if self.in_text {
+            // Checked in place as it is inflated: it fails at the first bad byte, and the
+            // message's text is this buffer.
+            self.utf8
+                .feed(&out[checked..])
+                .map_err(|_| ErrorKind::InvalidUtf8)?;
         }
-        // Text moves on into `text` as it is checked, so a message is held once, not twice.
-        self.utf8
-            .feed(out, &mut self.text)
-            .map_err(|_| ErrorKind::InvalidUtf8)?;
-        if fin {
-            drop(std::mem::take(out));
-        } else {
-            inflater.continue_streaming(out);
-            out.clear();
-        }
-        Ok(fin.then(Bytes::new))
+        Ok(fin.then(|| Bytes::from(std::mem::take(out))))
     }
 
     /// Without the `deflate` feature no compressed message is ever accepted.
@@ -499,13 +531,6 @@ impl Decoder {
                 Some(data) => data,
                 None => return Ok(None),
             },
-            // Text is in `self.text` already, checked as it arrived.
-            _ if self.in_text => {
-                if !h.fin {
-                    return Ok(None);
-                }
-                Bytes::new()
-            }
             OpCode::Text | OpCode::Binary if h.fin => payload,
             OpCode::Text | OpCode::Binary => {
                 // The first fragment: assemble from here.
@@ -533,9 +558,11 @@ impl Decoder {
         self.in_text = false;
         self.compressed = false;
         if text {
-            self.utf8.finish().map_err(|_| ErrorKind::InvalidUtf8)?;
-            let text = std::mem::take(&mut self.text);
-            Ok(Some(Message::Text(Utf8Bytes::from(text))))
+            // Checked in place as it arrived (`next_frame`, `inflate_frame`): the payload is
+            // the text, as it is.
+            let text = self.utf8.finish_text(data);
+            text.map(|t| Some(Message::Text(t)))
+                .map_err(|_| ErrorKind::InvalidUtf8)
         } else {
             Ok(Some(Message::Binary(data)))
         }
@@ -546,6 +573,8 @@ impl Decoder {
 mod tests {
     use super::*;
     use crate::message::{CloseCode, CloseFrame};
+
+    mod text;
 
     const LIMITS: Limits = Limits {
         max_frame_size: 1 << 20,

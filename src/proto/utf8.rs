@@ -1,12 +1,16 @@
 //! Incremental UTF-8 validation: fails at the first invalid byte even when a code point is split
-//! across reads or fragments.
+//! across reads or fragments, and turns a message whose every byte it checked into text without
+//! checking or copying it again.
 //!
-//! The work is done by `simdutf8` (SIMD): a piece is cut before a code point its end leaves
-//! unfinished, the complete part is checked by the `basic` API, whose `&str` is appended to the
-//! message's text, and the few bytes of the unfinished code point by the `compat` API, which says
-//! whether they can still become valid.
+//! The work is done by `simdutf8` (SIMD), in place: a piece is cut before a code point its end
+//! leaves unfinished, the complete part is checked by the `basic` API, and the few bytes of the
+//! unfinished code point by the `compat` API, which says whether they can still become valid.
 
+use bytes::Bytes;
+use bytestring::ByteString;
 use simdutf8::compat::from_utf8;
+
+use crate::message::Utf8Bytes;
 
 /// Validates a text message fed in pieces of any size.
 #[derive(Debug, Default, Clone, Copy)]
@@ -16,26 +20,11 @@ pub(crate) struct Utf8Validator {
     partial_len: u8,
     /// The length of the code point `partial` starts.
     needed: u8,
-}
-
-/// Where [`Utf8Validator::feed`] puts the text it checked.
-pub(crate) trait TextSink {
-    fn push_str(&mut self, text: &str);
-}
-
-impl TextSink for String {
-    #[inline]
-    fn push_str(&mut self, text: &str) {
-        String::push_str(self, text);
-    }
-}
-
-/// Checks only: the text is not kept.
-pub(crate) struct Discard;
-
-impl TextSink for Discard {
-    #[inline]
-    fn push_str(&mut self, _: &str) {}
+    /// Bytes of the message fed so far, all of them valid (or a valid prefix at the end).
+    fed: usize,
+    /// A piece was invalid: every later call fails too (errors are terminal), so no byte can
+    /// be taken for checked after one was not.
+    failed: bool,
 }
 
 /// The input was not valid UTF-8.
@@ -43,24 +32,28 @@ impl TextSink for Discard {
 pub(crate) struct InvalidUtf8;
 
 impl Utf8Validator {
-    /// Checks the next piece and appends its text to `out`. An incomplete code point at its
-    /// end is remembered (and appended once complete), as long as it can still become valid.
-    ///
-    /// One pass: the check yields the `&str` that is copied, so text needs no second check to
-    /// become a `String` (or an O(1) `Utf8Bytes`).
-    pub(crate) fn feed(
-        &mut self,
-        mut data: &[u8],
-        out: &mut impl TextSink,
-    ) -> Result<(), InvalidUtf8> {
+    /// Checks the next piece of the message. An incomplete code point at its end is remembered
+    /// (and checked once complete), as long as it can still become valid.
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<(), InvalidUtf8> {
+        if self.failed {
+            return Err(InvalidUtf8);
+        }
+        let result = self.check(data);
+        match result {
+            Ok(()) => self.fed += data.len(),
+            Err(InvalidUtf8) => self.failed = true,
+        }
+        result
+    }
+
+    fn check(&mut self, mut data: &[u8]) -> Result<(), InvalidUtf8> {
         if self.partial_len > 0 {
             let have = self.partial_len as usize;
             let take = (self.needed as usize - have).min(data.len());
             self.partial[have..have + take].copy_from_slice(&data[..take]);
             self.partial_len += take as u8;
             match from_utf8(&self.partial[..self.partial_len as usize]) {
-                Ok(text) => {
-                    out.push_str(text);
+                Ok(_) => {
                     self.partial_len = 0;
                     data = &data[take..];
                 }
@@ -70,31 +63,62 @@ impl Utf8Validator {
             }
         }
         let (complete, unfinished) = data.split_at(complete_prefix(data));
-        out.push_str(simdutf8::basic::from_utf8(complete).map_err(|_| InvalidUtf8)?);
-        if unfinished.is_empty() {
-            return Ok(());
-        }
-        // At most three bytes: can they still become a code point?
-        match from_utf8(unfinished) {
-            Err(e) if e.error_len().is_none() && e.valid_up_to() == 0 => {
-                self.partial[..unfinished.len()].copy_from_slice(unfinished);
-                self.partial_len = unfinished.len() as u8;
-                self.needed = match unfinished[0] {
-                    0xf0..=0xf4 => 4,
-                    0xe0..=0xef => 3,
-                    _ => 2,
-                };
-                Ok(())
+        simdutf8::basic::from_utf8(complete).map_err(|_| InvalidUtf8)?;
+        if !unfinished.is_empty() {
+            // At most three bytes: can they still become a code point?
+            match from_utf8(unfinished) {
+                Err(e) if e.error_len().is_none() && e.valid_up_to() == 0 => {
+                    self.partial[..unfinished.len()].copy_from_slice(unfinished);
+                    self.partial_len = unfinished.len() as u8;
+                    self.needed = match unfinished[0] {
+                        0xf0..=0xf4 => 4,
+                        0xe0..=0xef => 3,
+                        _ => 2,
+                    };
+                }
+                _ => return Err(InvalidUtf8),
             }
-            _ => Err(InvalidUtf8),
         }
+        Ok(())
+    }
+
+    /// How many bytes at the end of what was fed are a code point still unfinished (0 to 3).
+    pub(crate) fn unfinished(&self) -> usize {
+        self.partial_len as usize
     }
 
     /// Ends the message: an unfinished code point is an error.
     pub(crate) fn finish(&mut self) -> Result<(), InvalidUtf8> {
-        let complete = self.partial_len == 0;
-        *self = Self::default();
+        let complete = self.partial_len == 0 && !self.failed;
+        *self = Self {
+            failed: !complete,
+            ..Self::default()
+        };
         if complete { Ok(()) } else { Err(InvalidUtf8) }
+    }
+
+    /// Ends the message whose bytes, every one of them and in order, are `text` and were fed
+    /// (checked in place as they arrived): `text` becomes [`Utf8Bytes`] as it is, with no
+    /// second check and no copy.
+    pub(crate) fn finish_text(&mut self, text: Bytes) -> Result<Utf8Bytes, InvalidUtf8> {
+        let fed = self.fed;
+        self.finish()?;
+        if text.len() != fed {
+            // Not what was fed: a bug in the caller, never taken on trust.
+            debug_assert_eq!(text.len(), fed, "finish_text given bytes that were not fed");
+            return Utf8Bytes::try_from(text).map_err(|_| InvalidUtf8);
+        }
+        // SAFETY: `text` is valid UTF-8. Every byte of it went through `feed` above, in order
+        // (`fed` counts the bytes fed since the message began and equals its length; no feed
+        // failed, or `finish` would have): `feed` checked each complete run of code points with
+        // `simdutf8::basic::from_utf8` and each code point split between pieces with
+        // `simdutf8::compat::from_utf8`, and `finish` just refused a code point left unfinished
+        // at the end. The callers check bytes in place, in the buffer they then
+        // hand over here, so the bytes checked are these bytes.
+        #[allow(unsafe_code)]
+        let text = unsafe { ByteString::from_bytes_unchecked(text) };
+        debug_assert!(std::str::from_utf8(text.as_bytes()).is_ok());
+        Ok(Utf8Bytes::from_byte_string(text))
     }
 }
 
@@ -124,11 +148,10 @@ mod tests {
 
     fn validate_in_pieces(data: &[u8], split: usize) -> Result<(), InvalidUtf8> {
         let mut v = Utf8Validator::default();
-        let mut text = String::new();
         let (a, b) = data.split_at(split);
-        v.feed(a, &mut text)?;
-        v.feed(b, &mut text)?;
-        v.finish()?;
+        v.feed(a)?;
+        v.feed(b)?;
+        let text = v.finish_text(Bytes::copy_from_slice(data))?;
         assert_eq!(text.as_bytes(), data, "the text is what was fed");
         Ok(())
     }
@@ -165,7 +188,7 @@ mod tests {
         let data = b"ok\xf4\x90\x80\x80";
         let mut v = Utf8Validator::default();
         for (i, b) in data.iter().enumerate() {
-            let r = v.feed(std::slice::from_ref(b), &mut String::new());
+            let r = v.feed(std::slice::from_ref(b));
             assert_eq!(r.is_err(), i == 3, "byte {i}");
             if r.is_err() {
                 break;
@@ -174,13 +197,28 @@ mod tests {
     }
 
     #[test]
+    fn after_an_error_nothing_is_taken_for_checked() {
+        let mut v = Utf8Validator::default();
+        assert!(v.feed(b"ok\xff").is_err());
+        // Errors are terminal: valid pieces, a new message and the text all fail from here.
+        assert!(v.feed(b"fine").is_err());
+        assert!(v.finish().is_err());
+        assert!(v.feed(b"fine").is_err());
+        assert!(v.finish_text(Bytes::from_static(b"")).is_err());
+    }
+
+    #[test]
     fn unfinished_code_point_fails_at_the_end() {
         let mut v = Utf8Validator::default();
-        v.feed(b"\xe2\x82", &mut String::new()).unwrap();
+        v.feed(b"\xe2\x82").unwrap();
         assert!(v.finish().is_err());
-        // finish() resets the state for the next message.
-        v.feed(b"fine", &mut String::new()).unwrap();
-        assert!(v.finish().is_ok());
+        // A message that ended well resets the state for the next one.
+        let mut v = Utf8Validator::default();
+        v.feed(b"\xe2\x82").unwrap();
+        v.feed(b"\xac").unwrap();
+        assert_eq!(v.finish_text(Bytes::from("€")).as_deref(), Ok("€"));
+        v.feed(b"fine").unwrap();
+        assert_eq!(v.finish_text(Bytes::from("fine")).as_deref(), Ok("fine"));
     }
 
     #[test]
@@ -208,12 +246,11 @@ mod tests {
                 .as_ref()
                 .map_or_else(|e| e.valid_up_to(), |_| data.len());
             let mut v = Utf8Validator::default();
-            let mut text = String::new();
             let mut at = 0;
             let mut failed = false;
             while at < data.len() {
                 let end = (at + 1 + (next() % 9) as usize).min(data.len());
-                if v.feed(&data[at..end], &mut text).is_err() {
+                if v.feed(&data[at..end]).is_err() {
                     assert!(
                         end > valid_up_to,
                         "{data:x?}: failed in {at}..{end}, valid to {valid_up_to}"
@@ -223,9 +260,11 @@ mod tests {
                 }
                 at = end;
             }
-            let ok = !failed && v.finish().is_ok();
-            assert_eq!(ok, std_result.is_ok(), "{data:x?}");
-            if ok {
+            let text = (!failed)
+                .then(|| v.finish_text(Bytes::from(data.clone())).ok())
+                .flatten();
+            assert_eq!(text.is_some(), std_result.is_ok(), "{data:x?}");
+            if let Some(text) = text {
                 assert_eq!(text.as_bytes(), data, "the text is what was fed");
             }
         }

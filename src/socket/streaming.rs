@@ -59,7 +59,7 @@ use super::WebSocket;
 use super::split::{ReadHalf, WriteHalf};
 use crate::error::{Error, ErrorKind};
 use crate::message::Message;
-use crate::proto::utf8::{Discard, Utf8Validator};
+use crate::proto::utf8::Utf8Validator;
 use crate::proto::{Decoded, OpCode};
 
 /// Whether a message is text or binary.
@@ -627,7 +627,7 @@ impl<'a, T: StreamingSocket + ?Sized> MessageWriter<'a, T> {
         let n = data.len().min(self.fragment_size - self.buf.len());
         if let Some(validator) = self.utf8.as_mut() {
             validator
-                .feed(&data[..n], &mut Discard)
+                .feed(&data[..n])
                 .map_err(|_| Error::new(ErrorKind::InvalidMessage))?;
         }
         self.buf.extend_from_slice(&data[..n]);
@@ -693,7 +693,7 @@ impl<T: StreamingSocket + ?Sized> Sink<Bytes> for MessageWriter<'_, T> {
         // The whole item is taken: it may pass the fragment size by one item.
         if let Some(validator) = this.utf8.as_mut() {
             validator
-                .feed(&item, &mut Discard)
+                .feed(&item)
                 .map_err(|_| Error::new(ErrorKind::InvalidMessage))?;
         }
         this.buf.extend_from_slice(&item);
