@@ -48,15 +48,25 @@ fn decoding(c: &mut Criterion) {
     g.finish();
 }
 
-/// The same bytes (one `é` in every 17) decoded as text and as binary messages, 256 KiB of
-/// messages per iteration: what the UTF-8 check adds to a message (the bar: text at
-/// most 1.3x binary). Whole messages at once, and arriving in 4 KiB reads.
+/// The same bytes decoded as text and as binary messages, 256 KiB of messages per
+/// iteration: what the UTF-8 check adds to a message (the bar: text at most 1.3x binary).
+/// ASCII (as most JSON is) and mixed text (one two-byte `é` in every 17 bytes, so no 64-byte
+/// block is ASCII: the SIMD check's slow path, and wsbench's `h`); whole messages at once,
+/// and arriving in 4 KiB reads.
 fn text_vs_binary(c: &mut Criterion) {
     let mut g = c.benchmark_group("text-vs-binary");
-    for (label, size) in [("1KiB", 1usize << 10), ("16KiB", 16 << 10), ("64KiB", 64 << 10)] {
+    for (label, size) in [
+        ("1KiB", 1usize << 10),
+        ("16KiB", 16 << 10),
+        ("64KiB", 64 << 10),
+    ] {
         let count = (256 << 10) / size;
-        for (kind, text) in [("binary", false), ("text", true)] {
-            let input = masked_mixed(size, count, text);
+        for (kind, input) in [
+            ("binary", masked_frames(size, count, false)),
+            ("ascii-text", masked_frames(size, count, true)),
+            ("mixed-binary", masked_mixed(size, count, false)),
+            ("mixed-text", masked_mixed(size, count, true)),
+        ] {
             g.throughput(Throughput::Bytes(input.len() as u64));
             g.bench_function(format!("{kind}-{label}"), |b| {
                 b.iter(|| decode_all(black_box(&input)));

@@ -410,9 +410,7 @@ impl Decoder {
             }
             if frame.text {
                 // RFC 6455 §8.1: fail the connection as soon as invalid UTF-8 is seen.
-                self.utf8
-                    .feed(fresh)
-                    .map_err(|_| ErrorKind::InvalidUtf8)?;
+                self.utf8.feed(fresh).map_err(|_| ErrorKind::InvalidUtf8)?;
             }
             frame.processed = available;
         }

@@ -363,8 +363,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
 ///
 /// Read it with [`next_chunk`](Self::next_chunk), as a `Stream` of [`Bytes`] chunks, or as an
 /// `AsyncRead`. Each chunk is one frame's payload (a compressed message: at most 64 KiB of its
-/// inflated data), text already checked for UTF-8. The message ends with `None` (end of file
-/// for `AsyncRead`); dropped earlier, the rest of the message is skipped.
+/// inflated data), text already checked for UTF-8 and cut only between code points (one split
+/// between frames comes with the chunk that completes it). The message ends with `None` (end
+/// of file for `AsyncRead`); dropped earlier, the rest of the message is skipped.
 ///
 /// # Examples
 ///

@@ -26,9 +26,8 @@ const SAMPLES: &[&[u8]] = &[
 /// The index of the first byte at which `payload` can no longer be UTF-8, if one is; a
 /// payload that is a valid prefix but not valid fails at its end instead.
 fn first_bad_byte(payload: &[u8]) -> Option<usize> {
-    (0..payload.len()).find(|&k| {
-        std::str::from_utf8(&payload[..=k]).is_err_and(|e| e.error_len().is_some())
-    })
+    (0..payload.len())
+        .find(|&k| std::str::from_utf8(&payload[..=k]).is_err_and(|e| e.error_len().is_some()))
 }
 
 /// The payload as masked frames, cut before each offset in `cuts` (text, continuations, the
