@@ -176,14 +176,30 @@ const TOTAL: u32 = BURSTS * PER_BURST;
 /// bursts of 4, each taken by the fast subscriber before the next. Returns the hub, the slow
 /// client and member, and the fast client.
 async fn slow_subscriber(overflow: Overflow) -> (Hub, RawClient, Member, RawClient) {
+    let (hub, slow, member, fast, _) = slow_subscriber_with(overflow, Config::default()).await;
+    (hub, slow, member, fast)
+}
+
+/// [`slow_subscriber`] with the socket settings `config` starts from; also the channel of the
+/// ids of sockets whose handler ended.
+async fn slow_subscriber_with(
+    overflow: Overflow,
+    config: Config,
+) -> (
+    Hub,
+    RawClient,
+    Member,
+    RawClient,
+    mpsc::UnboundedReceiver<u64>,
+) {
     let hub = Hub::builder()
         .queue_limits(8, 1 << 20)
         .overflow(overflow)
         .build();
-    let config = Config::default()
+    let config = config
         .write_buffer_size(64 << 10)
         .max_write_buffer_size(256 << 10);
-    let (addr, mut joined, _) = hub_server(&hub, config, subscribe_to("feed")).await;
+    let (addr, mut joined, left) = hub_server(&hub, config, subscribe_to("feed")).await;
     let (slow, slow_member) = join(addr, &mut joined).await;
     let (mut fast, _) = join(addr, &mut joined).await;
 
@@ -216,7 +232,7 @@ async fn slow_subscriber(overflow: Overflow) -> (Hub, RawClient, Member, RawClie
         stats.dropped > 0,
         "the slow subscriber lost nothing? {stats:?}"
     );
-    (hub, slow, slow_member, fast)
+    (hub, slow, slow_member, fast, left)
 }
 
 #[tokio::test]
@@ -279,6 +295,30 @@ async fn close_policy_closes_a_slow_subscriber_with_its_code() {
     assert_eq!(hub.subscribers("feed"), 1);
     assert_eq!(hub.publish("feed", "still flowing"), 1);
     assert_eq!(text(&mut fast).await, "still flowing");
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_reads_is_cut_off_within_the_close_timeout() {
+    let close_timeout = std::time::Duration::from_secs(1);
+    let config = Config::default().close_timeout(close_timeout);
+    let (hub, slow, member, mut fast, mut left) =
+        slow_subscriber_with(Overflow::Close(CloseCode::TRY_AGAIN_LATER), config).await;
+    assert!(member.stats().closed_as_slow);
+    // The client never reads, so the close frame cannot reach it; the timer ends the
+    // connection: the handler's receive loop ends and the hub forgets the subscriber.
+    let ended = tokio::time::timeout(
+        close_timeout + std::time::Duration::from_secs(1),
+        left.recv(),
+    )
+    .await
+    .expect("the slow subscriber's socket outlived close_timeout + 1 s");
+    assert_eq!(ended, Some(member.id()));
+    assert!(!member.is_attached());
+    assert_eq!(hub.len(), 1);
+    assert_eq!(hub.subscribers("feed"), 1);
+    assert_eq!(hub.publish("feed", "still flowing"), 1);
+    assert_eq!(text(&mut fast).await, "still flowing");
+    drop(slow);
 }
 
 #[cfg(feature = "deflate")]

@@ -216,8 +216,8 @@ impl Mailbox {
     }
 
     /// Moves up to `out.len()` queued messages, and at most about `budget` payload bytes (at
-    /// least one), into `out`; returns how many, and the close code if the subscriber is to be
-    /// closed for being slow (then nothing is moved).
+    /// least one, unless `out` is empty), into `out`; returns how many, and the close code if
+    /// the subscriber is to be closed for being slow (then nothing is moved).
     pub(crate) fn take(
         &self,
         out: &mut [Option<PreparedMessage>],

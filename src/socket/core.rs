@@ -802,13 +802,21 @@ impl Core {
         let mut batch: [Option<PreparedMessage>; Self::BATCH] = Default::default();
         loop {
             let room = self.cfg.write_buffer_size.saturating_sub(self.write.len());
-            if room == 0 && !self.write.is_empty() {
-                break;
-            }
-            let (n, evict) = inbox.mailbox.take(&mut batch, room);
+            let full = room == 0 && !self.write.is_empty();
+            // Full, nothing is taken, but an eviction is still seen: the subscriber the hub
+            // found too slow is most often one whose write queue the peer stopped draining.
+            let take = if full {
+                &mut batch[..0]
+            } else {
+                &mut batch[..]
+            };
+            let (n, evict) = inbox.mailbox.take(take, room);
             if let Some(code) = evict {
                 self.send_close(Some(&CloseFrame::new(code, "subscriber too slow")));
                 return;
+            }
+            if full {
+                break;
             }
             for msg in batch[..n].iter_mut().filter_map(Option::take) {
                 self.deliver(&msg);
