@@ -142,13 +142,11 @@ impl Deflater {
     }
 
     /// Whether each message is compressed with the context of earlier ones.
-    #[cfg(feature = "hub")]
     pub(crate) fn takes_over(&self) -> bool {
         self.takeover
     }
 
     /// The compression level and window bits.
-    #[cfg(feature = "hub")]
     pub(crate) fn params(&self) -> (u32, u8) {
         (self.level, self.bits)
     }

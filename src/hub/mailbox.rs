@@ -1,8 +1,9 @@
 //! A subscriber's queue of published messages: bounded in messages and bytes, with the hub's
 //! overflow policy, drained by the subscriber's socket while it is polled.
 //!
-//! This is the one part of the hub the socket knows: a leaf (like `crate::signal`), so the
-//! dependencies run one way (hub → socket → mailbox).
+//! The socket knows none of it: the mailbox reaches the socket as an
+//! [`Outbox`](crate::socket::outbox::Outbox), the seam the socket owns, so the dependencies run
+//! one way (hub → socket).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -11,6 +12,7 @@ use std::task::Waker;
 
 use super::prepared::PreparedMessage;
 use crate::message::CloseCode;
+use crate::socket::outbox::{Frames, Outbox};
 
 /// What a subscriber's queue does when a message would take it past its bounds.
 ///
@@ -295,13 +297,47 @@ pub(crate) trait Detach: Send + Sync {
     fn detach(&self, mailbox: &Mailbox);
 }
 
-/// A socket's link to its hub: the mailbox it drains, and who to tell when it ends.
-///
-/// `pub` in a crate-private module: it appears in the sealed trait that attaches sockets.
-#[allow(unreachable_pub, missing_debug_implementations)]
-pub struct Attachment {
+/// A socket's link to its hub: the mailbox it drains, and who to tell when it ends. The
+/// socket holds it as its [`Outbox`] and drops it when the connection ends.
+pub(crate) struct Attachment {
     pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) owner: Arc<dyn Detach>,
+}
+
+impl Attachment {
+    /// How many published messages are taken from the mailbox at once.
+    const BATCH: usize = 32;
+}
+
+impl Outbox for Attachment {
+    #[inline]
+    fn may_have_pending(&self) -> bool {
+        self.mailbox.may_have_pending()
+    }
+
+    fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode> {
+        let mut batch: [Option<PreparedMessage>; Self::BATCH] = Default::default();
+        loop {
+            let room = frames.room();
+            // Full, nothing is taken, but an eviction is still seen: the subscriber the hub
+            // found too slow is most often one whose write queue the peer stopped draining.
+            let take = if room.is_some() {
+                &mut batch[..]
+            } else {
+                &mut batch[..0]
+            };
+            let (n, evict) = self.mailbox.take(take, room.unwrap_or(0));
+            if let Some(code) = evict {
+                return Err(code);
+            }
+            for msg in batch[..n].iter_mut().filter_map(Option::take) {
+                msg.write_to(frames);
+            }
+            if room.is_none() || n < Self::BATCH {
+                return Ok(());
+            }
+        }
+    }
 }
 
 impl Drop for Attachment {

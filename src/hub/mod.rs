@@ -63,6 +63,7 @@ mod topics;
 pub use mailbox::Overflow;
 pub use prepared::PreparedMessage;
 
+use crate::socket::outbox::Outbox;
 use backplane::{Backplane, Inbound};
 use mailbox::{Attachment, Bounds, Counters, Detach, Mailbox, Policy};
 use topics::Subscribers;
@@ -292,7 +293,7 @@ impl Hub {
                 mailbox: mailbox.clone(),
                 owner: shared.clone(),
             };
-            (attachment, mailbox)
+            (Box::new(attachment) as Box<dyn Outbox>, mailbox)
         });
         let first = {
             let mut everyone = write(&shared.everyone);
@@ -845,23 +846,24 @@ impl Attach for crate::axum::WebSocket {}
 mod sealed {
     use std::task::Waker;
 
-    use super::Attachment;
+    use crate::socket::outbox::Outbox;
 
+    #[allow(unreachable_pub)] // `pub` in a private module: the seal of a public trait.
     pub trait Sealed {
-        /// Gives the socket the attachment `make` builds with the socket's waker.
-        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Attachment, R)) -> R;
+        /// Gives the socket the outbox `make` builds with the socket's waker.
+        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Box<dyn Outbox>, R)) -> R;
     }
 
     impl<S> Sealed for crate::WebSocket<S> {
-        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Attachment, R)) -> R {
-            self.attach_mailbox(make)
+        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Box<dyn Outbox>, R)) -> R {
+            self.attach_outbox(make)
         }
     }
 
     #[cfg(feature = "axum")]
     impl Sealed for crate::axum::WebSocket {
-        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Attachment, R)) -> R {
-            self.inner_mut().attach_mailbox(make)
+        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Box<dyn Outbox>, R)) -> R {
+            self.inner_mut().attach_outbox(make)
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorKind};
 use crate::message::{Message, Utf8Bytes};
 use crate::proto::OpCode;
 use crate::proto::encoder::server_frame;
+use crate::socket::outbox::{Encoding, Frames};
 
 /// A text or binary message encoded once into its server frame, to be sent to many
 /// connections.
@@ -179,6 +180,22 @@ impl PreparedMessage {
 
     pub(crate) fn opcode(&self) -> OpCode {
         self.0.opcode
+    }
+
+    /// Queues the message on a socket, the way that socket sends it: the shared frame
+    /// (compressed once for every socket that compresses without context), or encoded for the
+    /// socket alone where its context (compression with takeover, a client's masking) needs it.
+    pub(crate) fn write_to(&self, frames: &mut dyn Frames) {
+        match frames.encoding(self.payload_len()) {
+            Encoding::Shared => frames.push_frame(self.frame()),
+            #[cfg(feature = "deflate")]
+            Encoding::SharedCompressed { level, bits } => {
+                frames.push_frame(self.compressed_frame(level, bits));
+            }
+            Encoding::Own { compress } => {
+                frames.encode(self.opcode() == OpCode::Text, self.payload(), compress);
+            }
+        }
     }
 
     pub(crate) fn payload_len(&self) -> usize {

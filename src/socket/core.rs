@@ -11,6 +11,7 @@ use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::mask_keys::MaskKeys;
+use super::outbox::{Encoding, Frames, Outbox};
 use super::read_pool::ReadBuf;
 use super::timer::{Keepalive, Timers};
 use crate::config::SocketConfig;
@@ -18,8 +19,6 @@ use crate::config::SocketConfig;
 use crate::deflate::{Deflater, Inflater};
 use crate::error::{Error, ErrorKind};
 use crate::handshake::Negotiated;
-#[cfg(feature = "hub")]
-use crate::hub::{PreparedMessage, mailbox::Attachment};
 use crate::message::{CloseCode, CloseFrame, Message};
 use crate::proto::{self, Decoded, Decoder, Encoder, Limits, OpCode, Role, State};
 use crate::write_buf::{MAX_SLICES, WriteBuf};
@@ -59,10 +58,9 @@ pub(super) struct Core {
     pub(super) protocol: Option<Box<HeaderValue>>,
     /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
     pub(super) shutdown: Option<crate::signal::Watch>,
-    /// Attached to a hub: the queue of published messages this socket writes while polled.
-    /// Boxed: most sockets are not attached.
-    #[cfg(feature = "hub")]
-    pub(super) inbox: Option<Box<Attachment>>,
+    /// Messages from outside (a hub's) that this socket writes while polled; dropped when the
+    /// connection ends. Most sockets have none.
+    pub(super) outbox: Option<Box<dyn Outbox>>,
 }
 
 impl Core {
@@ -87,8 +85,7 @@ impl Core {
             owed_pong: None,
             protocol: negotiated.protocol.map(Box::new),
             shutdown: None,
-            #[cfg(feature = "hub")]
-            inbox: None,
+            outbox: None,
         };
         #[cfg(feature = "deflate")]
         if let Some(agreed) = negotiated.deflate {
@@ -142,7 +139,6 @@ impl Core {
         let mut read_eof = false;
         loop {
             if self.state.is_ended() {
-                #[cfg(feature = "hub")]
                 self.detach();
                 return Poll::Ready(None);
             }
@@ -194,7 +190,6 @@ impl Core {
             }
             // About to wait for the peer: write what is queued (pongs, fed messages, published
             // messages) first.
-            #[cfg(feature = "hub")]
             self.pull_deliveries();
             if self.has_output() {
                 match self.poll_write_out(io, cx) {
@@ -738,7 +733,6 @@ impl Core {
     {
         loop {
             self.queue_owed_pong();
-            #[cfg(feature = "hub")]
             self.pull_deliveries();
             if self.write.is_empty() {
                 break;
@@ -768,22 +762,17 @@ impl Core {
     }
 }
 
-/// Delivery of what a hub published to this socket.
-#[cfg(feature = "hub")]
+/// Delivery of what an [`Outbox`] (a hub's) has for this socket.
 impl Core {
-    /// How many published messages are taken from the mailbox at once.
-    const BATCH: usize = 32;
-
-    /// Moves published messages from the mailbox into the write queue (never while a message
-    /// sent in pieces is under way: no other data frame may come between its fragments, RFC
-    /// 6455 §5.4), up to
-    /// `write_buffer_size` (the rest waits in the mailbox, under the hub's bounds and policy:
-    /// a subscriber that does not read does not grow this socket's queue). A subscriber the
-    /// hub found too slow is closed here with the policy's code.
+    /// Has the outbox write what waits into the write queue (never while a message sent in
+    /// pieces is under way: no other data frame may come between its fragments, RFC 6455
+    /// §5.4), up to `write_buffer_size` (the rest waits in the outbox, under its owner's
+    /// bounds and policy: a subscriber that does not read does not grow this socket's queue).
+    /// A socket the outbox asks to close (a subscriber too slow) is closed here with its code.
     #[inline]
     pub(super) fn pull_deliveries(&mut self) {
-        if self.inbox.as_deref().is_some_and(|i| {
-            (i.mailbox.may_have_pending() && !self.encoder.mid_message()) || !self.state.is_open()
+        if self.outbox.as_deref().is_some_and(|o| {
+            (o.may_have_pending() && !self.encoder.mid_message()) || !self.state.is_open()
         }) {
             self.pull_deliveries_now();
         }
@@ -791,74 +780,59 @@ impl Core {
 
     #[inline(never)]
     fn pull_deliveries_now(&mut self) {
-        let Some(inbox) = self.inbox.take() else {
+        let Some(outbox) = self.outbox.take() else {
             return;
         };
         if !self.state.is_open() {
             // Our close is queued (or the connection is over): nothing more goes out, and the
-            // membership ends (dropping `inbox`).
+            // outbox is dropped (its owner forgets the socket).
             return;
         }
-        let mut batch: [Option<PreparedMessage>; Self::BATCH] = Default::default();
-        loop {
-            let room = self.cfg.write_buffer_size.saturating_sub(self.write.len());
-            let full = room == 0 && !self.write.is_empty();
-            // Full, nothing is taken, but an eviction is still seen: the subscriber the hub
-            // found too slow is most often one whose write queue the peer stopped draining.
-            let take = if full {
-                &mut batch[..0]
-            } else {
-                &mut batch[..]
-            };
-            let (n, evict) = inbox.mailbox.take(take, room);
-            if let Some(code) = evict {
-                self.send_close(Some(&CloseFrame::new(code, "subscriber too slow")));
-                return;
-            }
-            if full {
-                break;
-            }
-            for msg in batch[..n].iter_mut().filter_map(Option::take) {
-                self.deliver(&msg);
-            }
-            if n < Self::BATCH {
-                break;
-            }
+        match outbox.deliver(self) {
+            Ok(()) => self.outbox = Some(outbox),
+            Err(code) => self.send_close(Some(&CloseFrame::new(code, "subscriber too slow"))),
         }
-        self.inbox = Some(inbox);
     }
 
-    /// Queues one published message: the shared frame (compressed once, when this socket
-    /// compresses without context), or encoded for this socket alone where its context
-    /// (compression with takeover, a client's masking) requires it.
-    fn deliver(&mut self, msg: &PreparedMessage) {
+    /// Drops the outbox: its owner forgets the socket.
+    pub(super) fn detach(&mut self) {
+        self.outbox = None;
+    }
+}
+
+impl Frames for Core {
+    fn room(&self) -> Option<usize> {
+        let room = self.cfg.write_buffer_size.saturating_sub(self.write.len());
+        (room > 0 || self.write.is_empty()).then_some(room)
+    }
+
+    fn encoding(&mut self, len: usize) -> Encoding {
         #[cfg(feature = "deflate")]
-        if let Some(d) = self
-            .encoder
-            .deflater()
-            .filter(|d| d.wants(msg.payload_len()))
-        {
+        if let Some(d) = self.encoder.deflater().filter(|d| d.wants(len)) {
             self.timers.mark_active();
             if d.takes_over() || self.role == Role::Client {
-                self.encoder
-                    .data(msg.opcode(), msg.payload(), true, &mut self.write);
-            } else {
-                let (level, bits) = d.params();
-                self.write.push_payload(msg.compressed_frame(level, bits));
+                return Encoding::Own { compress: true };
             }
-            return;
+            let (level, bits) = d.params();
+            return Encoding::SharedCompressed { level, bits };
         }
+        #[cfg(not(feature = "deflate"))]
+        let _ = len;
         if self.role == Role::Client {
-            self.encoder
-                .data(msg.opcode(), msg.payload(), false, &mut self.write);
+            Encoding::Own { compress: false }
         } else {
-            self.write.push_payload(msg.frame());
+            Encoding::Shared
         }
     }
 
-    /// Ends the membership: the socket leaves its topics and key.
-    pub(super) fn detach(&mut self) {
-        self.inbox = None;
+    fn push_frame(&mut self, frame: &Bytes) {
+        self.write.push_payload(frame);
+    }
+
+    fn encode(&mut self, text: bool, payload: &Bytes, compress: bool) {
+        let opcode = if text { OpCode::Text } else { OpCode::Binary };
+        self.encoder
+            .data(opcode, payload, compress, &mut self.write);
     }
 }
 

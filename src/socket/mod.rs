@@ -45,6 +45,7 @@ use crate::proto::{Decoded, OpCode, Role};
 
 mod core;
 mod mask_keys;
+pub(crate) mod outbox;
 mod read_pool;
 pub(crate) mod split;
 pub mod streaming;
@@ -159,15 +160,16 @@ impl<S> WebSocket<S> {
         }
     }
 
-    /// Attaches the socket to a hub's mailbox (made by `make` with the socket's waker), ending
-    /// any earlier attachment.
-    #[cfg(feature = "hub")]
-    pub(crate) fn attach_mailbox<R>(
+    /// Gives the socket the [`Outbox`](outbox::Outbox) `make` builds with the socket's waker,
+    /// dropping any earlier one. The seam's entry: only the hub attaches (without that feature
+    /// nothing calls it).
+    #[allow(dead_code)]
+    pub(crate) fn attach_outbox<R>(
         &mut self,
-        make: impl FnOnce(std::task::Waker) -> (crate::hub::mailbox::Attachment, R),
+        make: impl FnOnce(std::task::Waker) -> (Box<dyn outbox::Outbox>, R),
     ) -> R {
-        let (attachment, r) = make(self.wake.waker());
-        self.core.inbox = Some(Box::new(attachment));
+        let (outbox, r) = make(self.wake.waker());
+        self.core.outbox = Some(outbox);
         r
     }
 

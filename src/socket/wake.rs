@@ -96,7 +96,6 @@ impl Fanout {
 
     /// The waker that wakes both tasks, for those outside the socket that make work for it
     /// (a hub queuing a published message).
-    #[cfg(feature = "hub")]
     pub(super) fn waker(&self) -> Waker {
         self.waker.clone()
     }

@@ -1,0 +1,60 @@
+//! The seam through which something outside the socket hands it messages to write: the socket
+//! owns these traits and the hub implements them, so the dependency runs one way (hub →
+//! socket), and the socket knows nothing of topics, mailboxes or prepared messages.
+//!
+//! An [`Outbox`] is attached to a socket with the socket's waker, which it wakes when it has
+//! something; the socket then has it write what waits into its write queue through
+//! [`Frames`], while the queue has room, and drops it (which is how the owner learns that the
+//! socket ended) when the connection ends or the outbox asks for the socket to be closed.
+
+use bytes::Bytes;
+
+use crate::message::CloseCode;
+
+/// Messages waiting for one socket, written by the socket into its own write queue.
+///
+/// `pub` in a crate-private module (as [`Frames`] and [`Encoding`], which it uses): it appears
+/// in the sealed trait that attaches sockets to a hub.
+#[allow(unreachable_pub)]
+pub trait Outbox: Send + Sync {
+    /// A hint, read without locking: whether something may wait (messages, or a close).
+    fn may_have_pending(&self) -> bool;
+
+    /// Writes what waits into `frames` while [`Frames::room`] allows (at least one message
+    /// into an empty queue). `Err(code)`: the socket is to be closed with `code` (its peer is
+    /// too slow); nothing was written.
+    fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode>;
+}
+
+/// How a connection sends a data message: the frame every such connection shares, or one
+/// encoded for it alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(unreachable_pub, dead_code)] // Made by the socket, read by the hub (feature "hub").
+pub enum Encoding {
+    /// The shared unmasked frame, uncompressed (a server that does not compress this message).
+    Shared,
+    /// The shared frame compressed with these settings, without context (a server that
+    /// compresses without context takeover).
+    #[cfg(feature = "deflate")]
+    SharedCompressed { level: u32, bits: u8 },
+    /// Encoded by this connection (a client masks each frame; compression with context
+    /// takeover depends on what this connection sent before).
+    Own { compress: bool },
+}
+
+/// A socket's write queue, as an [`Outbox`] writes into it.
+#[allow(unreachable_pub, dead_code)] // Called by the hub (feature "hub") only.
+pub trait Frames {
+    /// How many payload bytes may still be queued before the queue is full: `None` when it is
+    /// (nothing more now, until it drains).
+    fn room(&self) -> Option<usize>;
+
+    /// How this connection sends a data message of `len` payload bytes.
+    fn encoding(&mut self, len: usize) -> Encoding;
+
+    /// Queues a frame ready to go out as it is.
+    fn push_frame(&mut self, frame: &Bytes);
+
+    /// Encodes and queues a data message (text or binary) for this connection alone.
+    fn encode(&mut self, text: bool, payload: &Bytes, compress: bool);
+}
