@@ -124,10 +124,13 @@ async fn serve(args: Args) -> std::io::Result<()> {
             };
             drop(parts);
             async move {
+                // The socket lives here, once; the routes borrow it (a route taking it by
+                // value would keep a second copy in this future for the socket's life).
+                let mut ws = ws;
                 match path {
-                    Path::Sub => subscriber(ws, &hub).await,
-                    Path::Pub => publisher(ws, &hub).await,
-                    Path::Other => echo(ws).await,
+                    Path::Sub => subscriber(&mut ws, &hub).await,
+                    Path::Pub => publisher(&mut ws, &hub).await,
+                    Path::Other => echo(&mut ws).await,
                 }
             }
         },
@@ -143,12 +146,12 @@ enum Path {
 }
 
 /// Reads (and drops) what the subscriber sends; reading is what writes its deliveries.
-async fn subscriber(mut ws: UpgradedWebSocket, hub: &Hub) {
-    hub.attach(&mut ws).subscribe(TOPIC);
+async fn subscriber(ws: &mut UpgradedWebSocket, hub: &Hub) {
+    hub.attach(ws).subscribe(TOPIC);
     while let Some(Ok(_)) = ws.recv().await {}
 }
 
-async fn publisher(mut ws: UpgradedWebSocket, hub: &Hub) {
+async fn publisher(ws: &mut UpgradedWebSocket, hub: &Hub) {
     while let Some(Ok(msg)) = ws.recv().await {
         if let Ok(msg) = PreparedMessage::try_from(msg) {
             hub.publish(TOPIC, msg);
@@ -156,7 +159,7 @@ async fn publisher(mut ws: UpgradedWebSocket, hub: &Hub) {
     }
 }
 
-async fn echo(mut ws: UpgradedWebSocket) {
+async fn echo(ws: &mut UpgradedWebSocket) {
     while let Some(Ok(msg)) = ws.recv().await {
         if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.send(msg).await.is_err() {
             break;

@@ -21,6 +21,8 @@ use ::axum::Error;
 use ::axum::body::Body as AxumBody;
 use ::axum::extract::FromRequestParts;
 use ::axum::response::Response;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::HeaderValue;
 use http::request::Parts;
 use hyper::upgrade::OnUpgrade;
@@ -207,12 +209,15 @@ impl<F> WebSocketUpgrade<F> {
             socket = socket.with_shutdown(shutdown.watch());
         }
         let on_failed_upgrade = self.on_failed_upgrade;
-        tokio::spawn(async move {
-            match socket.await {
-                Ok(inner) => callback(WebSocket::new(inner)).await,
-                Err(error) => on_failed_upgrade.call(Error::new(error)),
+        // `then`, not an `async` block: the upgrade's state and the callback's future share
+        // their room instead of both being kept for the socket's whole life.
+        tokio::spawn(socket.then(move |upgraded| match upgraded {
+            Ok(inner) => Either::Left(callback(WebSocket::new(inner))),
+            Err(error) => {
+                on_failed_upgrade.call(Error::new(error));
+                Either::Right(std::future::ready(()))
             }
-        });
+        }));
         response.map(AxumBody::new)
     }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{Request, Response};
 use tower_service::Service;
 
@@ -15,7 +17,7 @@ use super::gate::Gate;
 use super::handler::{Forward, UpgradeHandler};
 use super::rejection::OnRejection;
 use crate::handshake::HandshakeError;
-use crate::upgrade;
+use crate::upgrade::{self, UpgradeFuture};
 
 /// Answers WebSocket upgrade requests and passes everything else to `S`.
 ///
@@ -182,15 +184,26 @@ where
         };
         let (parts, body) = req.into_parts();
         drop(body);
-        let handler = self.handler.clone();
-        // A client that vanishes before the upgrade completes only ends this task.
-        tokio::spawn(async move {
-            if let Ok(ws) = socket.await {
-                handler.call(ws, parts).await;
-            }
-        });
+        tokio::spawn(socket_task(socket, self.handler.clone(), parts));
         ResponseFuture::ready(response)
     }
+}
+
+/// The task of one socket: the upgrade, then the handler. A client that vanishes before the
+/// upgrade completes only ends this task.
+///
+/// `then`, not an `async` block: its two stages share their room, where an `async` block keeps
+/// the request head, the upgrade's future and the socket's `Result` beside the handler's
+/// future for the socket's whole life (about 1 KiB more per connection).
+fn socket_task<H: UpgradeHandler>(
+    socket: UpgradeFuture,
+    handler: H,
+    parts: http::request::Parts,
+) -> impl Future<Output = ()> + Send + 'static {
+    socket.then(move |upgraded| match upgraded {
+        Ok(ws) => Either::Left(handler.call(ws, parts)),
+        Err(_) => Either::Right(std::future::ready(())),
+    })
 }
 
 impl<S: fmt::Debug, H, R> fmt::Debug for WebSocketService<S, H, R> {
@@ -200,5 +213,44 @@ impl<S: fmt::Debug, H, R> fmt::Debug for WebSocketService<S, H, R> {
             .field("config", &self.settings.config)
             .field("gate", &self.gate)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UpgradedWebSocket;
+    use crate::config::Config;
+
+    fn future_size<H: UpgradeHandler>(_: &H) -> usize {
+        std::mem::size_of::<H::Future>()
+    }
+
+    #[test]
+    fn a_socket_task_is_no_larger_than_its_handler_future() {
+        // A handler that keeps its socket (as every real one does) and waits.
+        let handler = |ws: UpgradedWebSocket, _: http::request::Parts| async move {
+            std::future::pending::<()>().await;
+            drop(ws);
+        };
+        let mut req = Request::new(());
+        let socket = UpgradeFuture::new(
+            hyper::upgrade::on(&mut req),
+            &Config::default(),
+            crate::handshake::Negotiated::default(),
+        );
+        let (parts, ()) = req.into_parts();
+        let task = socket_task(socket, handler, parts);
+        // What the upgrade needs (its future, the handler, the request head) and what the
+        // handler's future needs are never both kept: the task is the larger of the two.
+        let upgrading = std::mem::size_of::<UpgradeFuture>()
+            + std::mem::size_of_val(&handler)
+            + std::mem::size_of::<http::request::Parts>();
+        let bound = future_size(&handler).max(upgrading) + 16;
+        assert!(
+            std::mem::size_of_val(&task) <= bound,
+            "a socket's task is {} bytes, over {bound}",
+            std::mem::size_of_val(&task)
+        );
     }
 }
