@@ -321,6 +321,39 @@ async fn a_subscriber_that_never_reads_is_cut_off_within_the_close_timeout() {
     drop(slow);
 }
 
+#[tokio::test]
+async fn a_publish_goes_out_before_what_the_application_sends_after_it() {
+    use futures_util::StreamExt;
+    use tower_ws::{Message, Role, WebSocket};
+
+    let hub = Hub::new();
+    let (server, client) = tokio::io::duplex(1 << 16);
+    let mut ws = WebSocket::from_raw(server, Role::Server, &Config::default());
+    let mut peer = WebSocket::from_raw(client, Role::Client, &Config::default());
+    hub.attach(&mut ws).subscribe("news");
+    for round in 0..3 {
+        // Published first, sent second: received in that order, as a whole message and as
+        // one sent in pieces alike.
+        hub.publish("news", format!("published {round}"));
+        if round == 2 {
+            let mut writer = ws
+                .send_streaming(tower_ws::streaming::MessageKind::Text)
+                .fragment_size(5);
+            writer.send_chunk("sent ".into()).await.unwrap();
+            writer.send_chunk(format!("{round}").into()).await.unwrap();
+            writer.finish().await.unwrap();
+        } else {
+            ws.send(Message::text(format!("sent {round}")))
+                .await
+                .unwrap();
+        }
+        for expected in [format!("published {round}"), format!("sent {round}")] {
+            let got = within(peer.next()).await.unwrap().unwrap();
+            assert_eq!(got.as_text(), Some(expected.as_str()), "round {round}");
+        }
+    }
+}
+
 #[cfg(feature = "deflate")]
 #[tokio::test]
 async fn prepared_messages_are_correct_with_and_without_context_takeover() {

@@ -553,6 +553,7 @@ impl Core {
         match msg {
             Message::Close(frame) => self.try_send_close(frame.as_ref())?,
             msg => {
+                self.deliver_before_send();
                 let compressed = self.encoder.message(msg, compress, &mut self.write)?;
                 #[cfg(feature = "deflate")]
                 if compressed {
@@ -577,6 +578,9 @@ impl Core {
     ) -> Result<(), Error> {
         if !self.state.is_open() {
             return Err(ErrorKind::Closed.into());
+        }
+        if opcode != OpCode::Continuation {
+            self.deliver_before_send();
         }
         #[cfg(feature = "deflate")]
         if compress {
@@ -769,17 +773,30 @@ impl Core {
     /// §5.4), up to `write_buffer_size` (the rest waits in the outbox, under its owner's
     /// bounds and policy: a subscriber that does not read does not grow this socket's queue).
     /// A socket the outbox asks to close (a subscriber too slow) is closed here with its code.
+    /// Before a message of the application's own: what was published to this socket goes
+    /// first, all of it whatever the room (the outbox bounds it), so that a publish and a send
+    /// made after it keep their order.
+    #[inline]
+    fn deliver_before_send(&mut self) {
+        if self.outbox.as_deref().is_some_and(|o| o.may_have_pending())
+            && !self.encoder.mid_message()
+        {
+            self.pull_deliveries_now(true);
+        }
+    }
+
     #[inline]
     pub(super) fn pull_deliveries(&mut self) {
         if self.outbox.as_deref().is_some_and(|o| {
             (o.may_have_pending() && !self.encoder.mid_message()) || !self.state.is_open()
         }) {
-            self.pull_deliveries_now();
+            self.pull_deliveries_now(false);
         }
     }
 
+    /// With `all`, whatever the room in the write queue.
     #[inline(never)]
-    fn pull_deliveries_now(&mut self) {
+    fn pull_deliveries_now(&mut self, all: bool) {
         let Some(outbox) = self.outbox.take() else {
             return;
         };
@@ -788,7 +805,12 @@ impl Core {
             // outbox is dropped (its owner forgets the socket).
             return;
         }
-        match outbox.deliver(self) {
+        let delivered = if all {
+            outbox.deliver(&mut Unbounded(self))
+        } else {
+            outbox.deliver(self)
+        };
+        match delivered {
             Ok(()) => self.outbox = Some(outbox),
             Err(code) => self.send_close(Some(&CloseFrame::new(code, "subscriber too slow"))),
         }
@@ -797,6 +819,27 @@ impl Core {
     /// Drops the outbox: its owner forgets the socket.
     pub(super) fn detach(&mut self) {
         self.outbox = None;
+    }
+}
+
+/// The write queue without its bound, for what must go out before the application's message.
+struct Unbounded<'a>(&'a mut Core);
+
+impl Frames for Unbounded<'_> {
+    fn room(&self) -> Option<usize> {
+        Some(usize::MAX)
+    }
+
+    fn encoding(&mut self, len: usize) -> Encoding {
+        self.0.encoding(len)
+    }
+
+    fn push_frame(&mut self, frame: &Bytes) {
+        self.0.push_frame(frame);
+    }
+
+    fn encode(&mut self, text: bool, payload: &Bytes, compress: bool) {
+        self.0.encode(text, payload, compress);
     }
 }
 
