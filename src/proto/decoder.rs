@@ -311,14 +311,14 @@ impl Decoder {
         // unfinished code point at its end is at the end of `held` + `data`.
         let unfinished = self.utf8.unfinished();
         if self.held.len == 0 {
-            let tail = data.split_off(data.len() - unfinished);
+            let tail = data.split_off(data.len().saturating_sub(unfinished));
             self.held.set(&tail);
             return data;
         }
         let mut joined = BytesMut::with_capacity(self.held.as_slice().len() + data.len());
         joined.extend_from_slice(self.held.as_slice());
         joined.extend_from_slice(&data);
-        let tail = joined.split_off(joined.len() - unfinished);
+        let tail = joined.split_off(joined.len().saturating_sub(unfinished));
         self.held.set(&tail);
         joined.freeze()
     }
