@@ -1,14 +1,23 @@
 //! One message to 10,000 sockets: prepared once (the hub) against encoded, and compressed,
-//! by each socket.
+//! by each socket; and through the real path, a `Hub` publishing to 10,000 attached
+//! `WebSocket`s, each of which then writes its delivery out (ns per delivery, without the
+//! kernel: the sockets write into an IO that takes everything).
 //!
 //! `cargo bench --bench hub --features hub`
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::Sink;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower_ws::__bench::Fanout;
-use tower_ws::Utf8Bytes;
+use tower_ws::hub::{Hub, PreparedMessage};
+use tower_ws::{Config, Message, Role, Utf8Bytes, WebSocket};
 
 const SOCKETS: usize = 10_000;
 
@@ -51,5 +60,95 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fanout);
+/// A peer that takes every byte at once and never sends anything.
+struct Drain;
+
+impl AsyncRead for Drain {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for Drain {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// 10,000 server sockets attached to one hub and subscribed to one topic; with `deflate`,
+/// each compresses as a server does by default with the hub's settings (no context).
+fn attached(deflate: bool) -> (Hub, Vec<WebSocket<Drain>>) {
+    let hub = Hub::new();
+    let config = Config::default();
+    let sockets = (0..SOCKETS)
+        .map(|_| {
+            #[cfg(feature = "deflate")]
+            let agreed = deflate.then(|| tower_ws::__fuzz::Agreed {
+                server_no_context_takeover: true,
+                client_no_context_takeover: false,
+                server_max_window_bits: 15,
+                client_max_window_bits: 15,
+                level: Hub::deflate_config().level,
+                threshold: 0,
+            });
+            #[cfg(feature = "deflate")]
+            let mut ws =
+                tower_ws::__fuzz::websocket_with_deflate(Drain, Role::Server, &config, agreed);
+            #[cfg(not(feature = "deflate"))]
+            let mut ws = {
+                let _ = deflate;
+                WebSocket::from_raw(Drain, Role::Server, &config)
+            };
+            hub.attach(&mut ws).subscribe("t");
+            ws
+        })
+        .collect();
+    (hub, sockets)
+}
+
+/// One publish, then every socket writes what it was given (as when each is next polled).
+fn publish_and_write(hub: &Hub, sockets: &mut [WebSocket<Drain>], msg: &PreparedMessage) {
+    hub.publish("t", msg);
+    let mut cx = Context::from_waker(Waker::noop());
+    for ws in sockets {
+        let flushed = <WebSocket<Drain> as Sink<Message>>::poll_flush(Pin::new(ws), &mut cx);
+        assert!(flushed.is_ready());
+    }
+}
+
+fn hub_to_sockets(c: &mut Criterion) {
+    let msg = PreparedMessage::text(event());
+    let mut g = c.benchmark_group("hub-10k");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(SOCKETS as u64));
+    for deflate in [false, true] {
+        if deflate && cfg!(not(feature = "deflate")) {
+            continue;
+        }
+        let name = if deflate { "deflate" } else { "plain" };
+        let (hub, mut sockets) = attached(deflate);
+        g.bench_function(format!("publish-and-write/{name}"), |b| {
+            b.iter(|| publish_and_write(&hub, &mut sockets, black_box(&msg)));
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fanout, hub_to_sockets);
 criterion_main!(benches);
