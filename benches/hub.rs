@@ -38,16 +38,19 @@ fn event() -> Utf8Bytes {
     text.into()
 }
 
+/// Plain, and with permessage-deflate when the feature is on.
+fn modes() -> impl Iterator<Item = (bool, &'static str)> {
+    [(false, "plain"), (true, "deflate")]
+        .into_iter()
+        .filter(|&(deflate, _)| !deflate || cfg!(feature = "deflate"))
+}
+
 fn fanout(c: &mut Criterion) {
     let msg = event();
     let mut g = c.benchmark_group("fanout-10k");
     g.sample_size(20);
     g.throughput(Throughput::Elements(SOCKETS as u64));
-    for deflate in [false, true] {
-        if deflate && cfg!(not(feature = "deflate")) {
-            continue;
-        }
-        let name = if deflate { "deflate" } else { "plain" };
+    for (deflate, name) in modes() {
         let mut f = Fanout::new(SOCKETS, deflate);
         g.bench_function(format!("per-socket/{name}"), |b| {
             b.iter(|| f.per_socket(black_box(&msg)));
@@ -137,11 +140,7 @@ fn hub_to_sockets(c: &mut Criterion) {
     let mut g = c.benchmark_group("hub-10k");
     g.sample_size(20);
     g.throughput(Throughput::Elements(SOCKETS as u64));
-    for deflate in [false, true] {
-        if deflate && cfg!(not(feature = "deflate")) {
-            continue;
-        }
-        let name = if deflate { "deflate" } else { "plain" };
+    for (deflate, name) in modes() {
         let (hub, mut sockets) = attached(deflate);
         g.bench_function(format!("publish-and-write/{name}"), |b| {
             b.iter(|| publish_and_write(&hub, &mut sockets, black_box(&msg)));
