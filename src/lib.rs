@@ -316,11 +316,12 @@ pub mod __bench {
                     .collect(),
                 mailboxes: (0..sockets as u64)
                     .map(|id| {
-                        std::sync::Arc::new(Mailbox::new(
+                        Mailbox::new(
                             id,
                             std::sync::Arc::clone(&policy),
-                            std::task::Waker::noop().clone(),
-                        ))
+                            crate::socket::outbox::Link::detached(std::task::Waker::noop().clone()),
+                            std::sync::Arc::default(),
+                        )
                     })
                     .collect(),
                 #[cfg(feature = "deflate")]

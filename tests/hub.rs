@@ -321,6 +321,122 @@ async fn a_subscriber_that_never_reads_is_cut_off_within_the_close_timeout() {
     drop(slow);
 }
 
+/// Serves sockets attached to `hub` whose handlers, once `join` ran, never touch their socket
+/// again: they await `release` (at most a minute) holding it, as a handler that waits on
+/// something else entirely would.
+async fn idle_hub_server(
+    hub: &Hub,
+    config: Config,
+    join: Join,
+    release: Arc<tokio::sync::Notify>,
+) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Member>) {
+    let (joined_tx, joined) = mpsc::unbounded_channel();
+    let hub = hub.clone();
+    let addr = serve(config, move |mut ws: UpgradedWebSocket| {
+        let hub = hub.clone();
+        let join = join.clone();
+        let joined_tx = joined_tx.clone();
+        let release = release.clone();
+        async move {
+            let me = hub.attach(&mut ws);
+            join(&me);
+            let _ = joined_tx.send(me);
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(60), release.notified()).await;
+            drop(ws);
+        }
+    })
+    .await;
+    (addr, joined)
+}
+
+#[tokio::test]
+async fn a_handler_that_never_polls_its_socket_still_receives_every_publish() {
+    let hub = Hub::new();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (addr, mut joined) = idle_hub_server(
+        &hub,
+        Config::default(),
+        subscribe_to("feed"),
+        release.clone(),
+    )
+    .await;
+    let (mut a, _) = join(addr, &mut joined).await;
+    let (mut b, _) = join(addr, &mut joined).await;
+    const N: u32 = 500;
+    let readers: Vec<_> = [a, b]
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                for expected in 0..N {
+                    let frame = client.read_frame().await.expect("connection ended");
+                    assert_eq!(seq_of(&frame), expected, "lost or reordered");
+                }
+                client
+            })
+        })
+        .collect();
+    for seq in 0..N {
+        assert_eq!(hub.publish("feed", numbered(seq)), 2);
+        if seq % 50 == 49 {
+            // Bursts, and pauses between them: each burst must go out on its own.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    let mut clients = Vec::new();
+    for reader in readers {
+        clients.push(within(reader).await.expect("a reader failed"));
+    }
+    (b, a) = (clients.pop().unwrap(), clients.pop().unwrap());
+    // One more, after a quiet moment: the drain is woken again.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    hub.publish("feed", "late");
+    assert_eq!(text(&mut a).await, "late");
+    assert_eq!(text(&mut b).await, "late");
+    release.notify_waiters();
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_reads_is_cut_off_even_if_its_handler_never_polls() {
+    let close_timeout = std::time::Duration::from_secs(1);
+    let hub = Hub::builder()
+        .queue_limits(8, 1 << 20)
+        .overflow(Overflow::Close(CloseCode::TRY_AGAIN_LATER))
+        .build();
+    let config = Config::default()
+        .close_timeout(close_timeout)
+        .write_buffer_size(64 << 10)
+        .max_write_buffer_size(256 << 10);
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (addr, mut joined) =
+        idle_hub_server(&hub, config, subscribe_to("feed"), release.clone()).await;
+    let (slow, member) = join(addr, &mut joined).await;
+    // 16 KiB messages until the subscriber, which never reads, is found too slow: the
+    // kernel's buffers and the socket's write queue take a few MiB first.
+    let mut sent = 0u32;
+    while !member.stats().closed_as_slow {
+        assert!(sent < 20_000, "never found slow: {:?}", member.stats());
+        hub.publish("feed", numbered(sent));
+        sent += 1;
+        if sent % 8 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let found = tokio::time::Instant::now();
+    // Nobody polls the socket: the drain must end it when the close deadline passes.
+    while member.is_attached() {
+        assert!(
+            found.elapsed() < close_timeout + std::time::Duration::from_secs(1),
+            "the slow subscriber outlived close_timeout + 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(hub.len(), 0);
+    assert_eq!(hub.subscribers("feed"), 0);
+    release.notify_waiters();
+    drop(slow);
+}
+
 #[tokio::test]
 async fn a_publish_goes_out_before_what_the_application_sends_after_it() {
     use futures_util::StreamExt;

@@ -1,18 +1,21 @@
 //! A subscriber's queue of published messages: bounded in messages and bytes, with the hub's
-//! overflow policy, drained by the subscriber's socket while it is polled.
+//! overflow policy, written into the subscriber's socket by its shard's drain (see
+//! [`drain`](super::drain)) or by the socket itself when it is polled.
 //!
 //! The socket knows none of it: the mailbox reaches the socket as an
-//! [`Outbox`](crate::socket::outbox::Outbox), the seam the socket owns, so the dependencies run
+//! [`Outbox`](crate::socket::outbox::Outbox), and drives it through the socket's
+//! [`Writer`](crate::socket::outbox::Writer), the seam the socket owns, so the dependencies run
 //! one way (hub → socket).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Waker;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Waker};
 
+use super::drain::{DrainWaker, Shard};
 use super::prepared::PreparedMessage;
 use crate::message::CloseCode;
-use crate::socket::outbox::{Frames, Outbox};
+use crate::socket::outbox::{Frames, Link, Outbox, Writer};
 
 /// What a subscriber's queue does when a message would take it past its bounds.
 ///
@@ -82,12 +85,24 @@ pub(crate) struct Counters {
 /// What [`Mailbox::push`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
-    /// Queued (possibly after dropping older messages).
-    Queued,
+    /// Queued (possibly after dropping older messages); `drive`: the queue was empty (or the
+    /// subscriber is to be closed now), so the socket must be driven for it.
+    Queued { drive: bool },
     /// Not queued: the queue was full and the policy drops new messages.
     Dropped,
-    /// Not queued: the subscriber was closed for being slow (now, or earlier), or is gone.
-    Closed,
+    /// Not queued: the subscriber was closed for being slow (now: `drive`, or earlier), or is
+    /// gone.
+    Closed { drive: bool },
+}
+
+impl Pushed {
+    /// Whether the subscriber's socket must be driven for what this push did.
+    pub(crate) fn drive(self) -> bool {
+        matches!(
+            self,
+            Self::Queued { drive: true } | Self::Closed { drive: true }
+        )
+    }
 }
 
 struct Queue {
@@ -104,8 +119,17 @@ struct Queue {
 pub(crate) struct Mailbox {
     id: u64,
     queue: Mutex<Queue>,
-    /// Wakes the socket (its waker fan-out: whichever task polls it).
+    /// Wakes the socket's tasks (its waker fan-out), when no drain runs.
     waker: Waker,
+    /// The socket's write side, which the drain drives.
+    writer: Weak<dyn Writer>,
+    /// The drain this subscriber belongs to.
+    shard: Arc<Shard>,
+    /// What the socket wakes when the drain must come back to it.
+    drain_waker: Waker,
+    /// On its shard's dirty list (set by whoever puts it there, cleared by the drain just
+    /// before it drives the socket).
+    dirty: AtomicBool,
     policy: Arc<Policy>,
     delivered: AtomicU64,
     /// Its topics and key (the hub's bookkeeping; locked before the hub's maps).
@@ -125,8 +149,8 @@ impl std::fmt::Debug for Mailbox {
 }
 
 impl Mailbox {
-    pub(crate) fn new(id: u64, policy: Arc<Policy>, waker: Waker) -> Self {
-        Self {
+    pub(crate) fn new(id: u64, policy: Arc<Policy>, link: Link, shard: Arc<Shard>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             id,
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -135,7 +159,11 @@ impl Mailbox {
                 closed: false,
                 dropped: 0,
             }),
-            waker,
+            waker: link.waker,
+            writer: link.writer,
+            shard,
+            drain_waker: DrainWaker::waker(me.clone()),
+            dirty: AtomicBool::new(false),
             policy,
             delivered: AtomicU64::new(0),
             membership: Mutex::new(Membership {
@@ -143,11 +171,38 @@ impl Mailbox {
                 ..Membership::default()
             }),
             pending: AtomicBool::new(false),
-        }
+        })
     }
 
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    pub(crate) fn shard(&self) -> &Arc<Shard> {
+        &self.shard
+    }
+
+    /// Marks the subscriber for its drain; `true` if it was not yet marked (then the caller
+    /// puts it on its shard's list).
+    pub(crate) fn mark_dirty(&self) -> bool {
+        !self.dirty.swap(true, SeqCst)
+    }
+
+    /// The drain's turn: writes what is queued into the socket, as far as its connection
+    /// takes it now (the socket wakes [`DrainWaker`] when it can take more).
+    pub(crate) fn drive(&self) {
+        // Cleared first: whatever comes after this (a push, the socket's wake-up) marks it
+        // again and puts it back on the list.
+        self.dirty.store(false, SeqCst);
+        if let Some(writer) = self.writer.upgrade() {
+            let _ = writer.poll_drive(&mut Context::from_waker(&self.drain_waker));
+        }
+    }
+
+    /// No drain can run (no runtime): the socket's own tasks are woken to write the queue.
+    pub(crate) fn wake_socket(&self) {
+        self.dirty.store(false, SeqCst);
+        self.waker.wake_by_ref();
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -158,13 +213,13 @@ impl Mailbox {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues `msg` under the bounds and policy; wakes the socket when the queue was empty
-    /// (otherwise a wake-up is already on its way).
+    /// Queues `msg` under the bounds and policy. [`Pushed::drive`] says whether the socket
+    /// must now be driven (the queue was empty; otherwise that is already under way).
     pub(crate) fn push(&self, msg: &PreparedMessage) -> Pushed {
         let len = msg.payload_len();
         let mut q = self.lock();
         if q.closed || q.evict.is_some() {
-            return Pushed::Closed;
+            return Pushed::Closed { drive: false };
         }
         let over = |q: &Queue| {
             !q.items.is_empty()
@@ -199,8 +254,7 @@ impl Mailbox {
                     drop(q);
                     self.policy.counters.dropped.fetch_add(dropped, Relaxed);
                     self.policy.counters.closed_slow.fetch_add(1, Relaxed);
-                    self.waker.wake_by_ref();
-                    return Pushed::Closed;
+                    return Pushed::Closed { drive: true };
                 }
             }
         }
@@ -211,10 +265,7 @@ impl Mailbox {
             self.pending.store(true, Relaxed);
         }
         drop(q);
-        if was_empty {
-            self.waker.wake_by_ref();
-        }
-        Pushed::Queued
+        Pushed::Queued { drive: was_empty }
     }
 
     /// Moves up to `out.len()` queued messages, and at most about `budget` payload bytes (at

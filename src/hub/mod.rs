@@ -7,9 +7,11 @@
 //! - A message is encoded once ([`PreparedMessage`]) and queued for each subscriber as a
 //!   reference-counted frame: no copy, no second encoding, no compression per subscriber
 //!   (see [`PreparedMessage`] for what permessage-deflate allows).
-//! - Delivery needs no task per subscriber. An attached socket drains its queue whenever it is
-//!   polled, and a publish wakes it; many queued messages go out in one (vectored) write. The
-//!   application's usual loop over `socket.next()` (or `recv()`) is all it takes.
+//! - Delivery needs no task per subscriber, and does not depend on the application: a few
+//!   drain tasks (one per core by default) write what is published into the subscribers'
+//!   sockets, many queued messages in one (vectored) write, whether the socket's handler reads,
+//!   sends, or awaits something else entirely. The application's own sends take turns with
+//!   the drain, so a message it sends after a publish goes out after it.
 //! - Each subscriber's queue is bounded, in messages and bytes; when a subscriber falls
 //!   behind, the hub's [`Overflow`] policy applies to that subscriber only. Publishing never
 //!   waits, so a slow subscriber never slows the publisher or the others. [`Hub::stats`] and
@@ -56,6 +58,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub mod backplane;
+mod drain;
 pub(crate) mod mailbox;
 mod prepared;
 mod topics;
@@ -65,6 +68,7 @@ pub use prepared::PreparedMessage;
 
 use crate::socket::outbox::Outbox;
 use backplane::{Backplane, Inbound};
+use drain::Shard;
 use mailbox::{Attachment, Bounds, Counters, Detach, Mailbox, Policy};
 use topics::Subscribers;
 
@@ -104,6 +108,16 @@ pub(crate) struct Shared {
     topics: RwLock<HashMap<Arc<str>, Subscribers>>,
     keys: RwLock<HashMap<Arc<str>, Subscribers>>,
     backplane: Option<Box<dyn Backplane>>,
+    /// The drains; a subscriber belongs to `shards[id % len]`.
+    shards: Box<[Arc<Shard>]>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        for shard in &*self.shards {
+            shard.close();
+        }
+    }
 }
 
 /// Builds a [`Hub`] with non-default bounds, policy or backplane.
@@ -123,6 +137,7 @@ pub(crate) struct Shared {
 pub struct HubBuilder {
     bounds: Bounds,
     backplane: Option<Box<dyn Backplane>>,
+    drains: usize,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -130,6 +145,7 @@ impl fmt::Debug for HubBuilder {
         f.debug_struct("HubBuilder")
             .field("bounds", &self.bounds)
             .field("backplane", &self.backplane.is_some())
+            .field("drains", &self.drains)
             .finish()
     }
 }
@@ -157,6 +173,21 @@ impl HubBuilder {
             }
             other => other,
         };
+        self
+    }
+
+    /// How many drain tasks write published messages into the subscribers' sockets (each
+    /// subscriber belongs to one). Default: one per core the process may use, so delivery
+    /// spreads over a multi-threaded runtime's workers. At least one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = tower_ws::hub::Hub::builder().drains(4).build();
+    /// # drop(hub);
+    /// ```
+    pub fn drains(mut self, drains: usize) -> Self {
+        self.drains = drains.max(1);
         self
     }
 
@@ -191,6 +222,7 @@ impl HubBuilder {
             topics: RwLock::default(),
             keys: RwLock::default(),
             backplane: self.backplane,
+            shards: (0..self.drains).map(|_| Arc::default()).collect(),
         });
         if let Some(b) = &shared.backplane {
             b.start(Inbound {
@@ -238,6 +270,7 @@ impl Hub {
                 overflow: Overflow::DropOldest,
             },
             backplane: None,
+            drains: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 
@@ -262,12 +295,16 @@ impl Hub {
         crate::DeflateConfig::default().server_no_context_takeover(true)
     }
 
-    /// Attaches a socket: from now on, while it is polled, the socket writes what is
-    /// published to its topics, its key and everyone. Returns the handle to subscribe and
-    /// publish with. Attach before splitting the socket; attaching it again (to this hub or
-    /// another) ends its earlier membership.
+    /// Attaches a socket: from now on, the hub's drains write what is published to its
+    /// topics, its key and everyone into it, whatever its handler does meanwhile. Returns the
+    /// handle to subscribe and publish with. Attach before splitting the socket; attaching it
+    /// again (to this hub or another) ends its earlier membership.
     ///
     /// The membership ends when the socket ends (close handshake, error) or is dropped.
+    ///
+    /// The socket's connection is shared with the drains from now on: the socket's own calls
+    /// and the drain take turns under a lock, held only inside a poll. Without a Tokio
+    /// runtime (no drain can run), the socket writes its deliveries when it is polled.
     ///
     /// # Examples
     ///
@@ -287,8 +324,9 @@ impl Hub {
     pub fn attach<T: Attach>(&self, socket: &mut T) -> Member {
         let id = self.shared.next_id.fetch_add(1, Relaxed);
         let shared = &self.shared;
-        let mailbox = sealed::Sealed::attach_with(socket, |waker| {
-            let mailbox = Arc::new(Mailbox::new(id, shared.policy.clone(), waker));
+        let shard = shared.shards[id as usize % shared.shards.len()].clone();
+        let mailbox = sealed::Sealed::attach_with(socket, |link| {
+            let mailbox = Mailbox::new(id, shared.policy.clone(), link, shard);
             let attachment = Attachment {
                 mailbox: mailbox.clone(),
                 owner: shared.clone(),
@@ -838,31 +876,37 @@ impl Detach for Shared {
 /// ```
 pub trait Attach: sealed::Sealed {}
 
-impl<S> Attach for crate::WebSocket<S> {}
+impl<S> Attach for crate::WebSocket<S> where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+}
 
 #[cfg(feature = "axum")]
 impl Attach for crate::axum::WebSocket {}
 
 mod sealed {
-    use std::task::Waker;
+    use tokio::io::{AsyncRead, AsyncWrite};
 
-    use crate::socket::outbox::Outbox;
+    use crate::socket::outbox::{Link, Outbox};
 
     #[allow(unreachable_pub)] // `pub` in a private module: the seal of a public trait.
     pub trait Sealed {
-        /// Gives the socket the outbox `make` builds with the socket's waker.
-        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Box<dyn Outbox>, R)) -> R;
+        /// Gives the socket the outbox `make` builds with the socket's link.
+        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Box<dyn Outbox>, R)) -> R;
     }
 
-    impl<S> Sealed for crate::WebSocket<S> {
-        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Box<dyn Outbox>, R)) -> R {
+    impl<S> Sealed for crate::WebSocket<S>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Box<dyn Outbox>, R)) -> R {
             self.attach_outbox(make)
         }
     }
 
     #[cfg(feature = "axum")]
     impl Sealed for crate::axum::WebSocket {
-        fn attach_with<R>(&mut self, make: impl FnOnce(Waker) -> (Box<dyn Outbox>, R)) -> R {
+        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Box<dyn Outbox>, R)) -> R {
             self.inner_mut().attach_outbox(make)
         }
     }

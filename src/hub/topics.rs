@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::PreparedMessage;
+use super::drain::Shard;
 use super::mailbox::{Counters, Mailbox, Pushed};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -51,7 +52,8 @@ impl Subscribers {
         true
     }
 
-    /// Queues `msg` for every subscriber but `except`; returns how many queued it.
+    /// Queues `msg` for every subscriber but `except`, and has the drains of those whose
+    /// queue was empty drive them; returns how many queued it.
     pub(crate) fn publish(
         &self,
         msg: &PreparedMessage,
@@ -59,12 +61,45 @@ impl Subscribers {
         counters: &Counters,
     ) -> usize {
         let mut queued = 0;
+        let mut dirty = Dirty::default();
         for mailbox in &self.list {
-            if Some(mailbox.id()) != except && mailbox.push(msg) == Pushed::Queued {
+            if Some(mailbox.id()) == except {
+                continue;
+            }
+            let pushed = mailbox.push(msg);
+            if matches!(pushed, Pushed::Queued { .. }) {
                 queued += 1;
             }
+            if pushed.drive() && mailbox.mark_dirty() {
+                dirty.add(mailbox);
+            }
         }
+        dirty.enqueue();
         counters.queued.fetch_add(queued as u64, Relaxed);
         queued
+    }
+}
+
+/// The subscribers a publish marked dirty, grouped by shard, so that each shard's list is
+/// locked once per publish.
+#[derive(Default)]
+struct Dirty {
+    /// (shard, its subscribers); most publishes touch few shards.
+    shards: Vec<(Arc<Shard>, Vec<Arc<Mailbox>>)>,
+}
+
+impl Dirty {
+    fn add(&mut self, mailbox: &Arc<Mailbox>) {
+        let shard = mailbox.shard();
+        match self.shards.iter_mut().find(|(s, _)| Arc::ptr_eq(s, shard)) {
+            Some((_, list)) => list.push(mailbox.clone()),
+            None => self.shards.push((shard.clone(), vec![mailbox.clone()])),
+        }
+    }
+
+    fn enqueue(self) {
+        for (shard, list) in self.shards {
+            shard.enqueue(list);
+        }
     }
 }

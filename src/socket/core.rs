@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{BufMut, Bytes};
-use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::mask_keys::MaskKeys;
@@ -54,8 +53,6 @@ pub(super) struct Core {
     /// A pong for the most recent ping, not yet queued because the write queue was full
     /// (RFC 6455 §5.5.3). Boxed: only a peer that pings without reading makes one.
     pub(super) owed_pong: Option<Box<Bytes>>,
-    /// Boxed: most connections agree to no subprotocol and should not pay its size.
-    pub(super) protocol: Option<Box<HeaderValue>>,
     /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
     pub(super) shutdown: Option<crate::signal::Watch>,
     /// Messages from outside (a hub's) that this socket writes while polled; dropped when the
@@ -65,7 +62,7 @@ pub(super) struct Core {
 
 impl Core {
     /// The state of a connection whose handshake agreed to `negotiated`.
-    pub(super) fn new(role: Role, cfg: SocketConfig, negotiated: Negotiated) -> Self {
+    pub(super) fn new(role: Role, cfg: SocketConfig, negotiated: &Negotiated) -> Self {
         let limits = Limits {
             max_frame_size: cfg.max_frame_size,
             max_message_size: cfg.max_message_size,
@@ -83,16 +80,17 @@ impl Core {
             timers: Timers::default(),
             wake_both: false,
             owed_pong: None,
-            protocol: negotiated.protocol.map(Box::new),
             shutdown: None,
             outbox: None,
         };
+        #[cfg(not(feature = "deflate"))]
+        let _ = negotiated;
         #[cfg(feature = "deflate")]
-        if let Some(agreed) = negotiated.deflate {
+        if let Some(agreed) = &negotiated.deflate {
             core.encoder
-                .set_deflater(Deflater::new(&agreed, role == Role::Server));
+                .set_deflater(Deflater::new(agreed, role == Role::Server));
             core.decoder
-                .set_inflater(Inflater::new(&agreed, role == Role::Client));
+                .set_inflater(Inflater::new(agreed, role == Role::Client));
         }
         core
     }
@@ -814,6 +812,48 @@ impl Core {
             Ok(()) => self.outbox = Some(outbox),
             Err(code) => self.send_close(Some(&CloseFrame::new(code, "subscriber too slow"))),
         }
+    }
+
+    /// The outbox owner's drain drives the socket, whatever the application does: has the
+    /// outbox write what waits into the write queue and writes it out, as far as the
+    /// connection takes it now. A subscriber the outbox asks to close gets its close frame the
+    /// same way, and once the close deadline passes without the peer answering (or taking our
+    /// bytes), the connection is shut down here: a peer that stopped reading is cut off even
+    /// if the application never polls its socket. `Pending`: woken (through `cx`) when the IO
+    /// takes bytes again or the close deadline comes.
+    ///
+    /// A write error, or the end of the connection, detaches the outbox: the application's
+    /// next call on the socket reports the error.
+    #[allow(dead_code)] // Driven by a hub's drain (feature "hub") only.
+    pub(super) fn poll_drain<S>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        if self.state.is_ended() {
+            self.detach();
+            return Poll::Ready(());
+        }
+        self.pull_deliveries();
+        let written = if self.has_output() {
+            self.poll_write_out(io, cx)
+        } else {
+            Poll::Ready(Ok(()))
+        };
+        if let Poll::Ready(Err(_)) = written {
+            // The error stays the connection's: the application's next write meets it.
+            self.detach();
+            return Poll::Ready(());
+        }
+        if self.state.close_queued() {
+            // Ours is out or on its way: the peer has until the deadline to answer.
+            if self.close_timed_out(cx) {
+                let _ = self.give_up(io, cx);
+                self.detach();
+                return Poll::Ready(());
+            }
+            return Poll::Pending;
+        }
+        written.map(|_| ())
     }
 
     /// Drops the outbox: its owner forgets the socket.

@@ -43,6 +43,7 @@ use crate::handshake::Negotiated;
 use crate::message::{CloseCode, CloseFrame, Message};
 use crate::proto::{Decoded, OpCode, Role};
 
+mod conn;
 mod core;
 mod mask_keys;
 pub(crate) mod outbox;
@@ -52,6 +53,7 @@ pub mod streaming;
 mod timer;
 mod wake;
 
+use self::conn::{Conn, IoMut, IoRef, Parts};
 use self::core::Core;
 use wake::{Fanout, Side};
 
@@ -91,9 +93,11 @@ use wake::{Fanout, Side};
 /// [`Stream`]: https://docs.rs/futures-core/0.3/futures_core/stream/trait.Stream.html
 /// [`Sink`]: https://docs.rs/futures-sink/0.3/futures_sink/trait.Sink.html
 pub struct WebSocket<S> {
-    io: S,
-    core: Core,
+    /// The IO and the engine: the socket's own, or shared with a hub's drain once attached.
+    conn: Conn<S>,
     wake: Fanout,
+    /// Boxed: most connections agree to no subprotocol and should not pay its size.
+    protocol: Option<Box<HeaderValue>>,
 }
 
 impl<S> WebSocket<S> {
@@ -141,8 +145,9 @@ impl<S> WebSocket<S> {
     pub fn from_partially_read(io: S, read: &[u8], role: Role, config: &Config) -> Self {
         let mut ws = Self::from_raw(io, role, config);
         if !read.is_empty() {
-            ws.core.read.reserve(read.len(), usize::MAX);
-            ws.core.read.buf.extend_from_slice(read);
+            let core = &mut ws.conn.lock().core;
+            core.read.reserve(read.len(), usize::MAX);
+            core.read.buf.extend_from_slice(read);
         }
         ws
     }
@@ -154,33 +159,41 @@ impl<S> WebSocket<S> {
         negotiated: Negotiated,
     ) -> Self {
         Self {
-            io,
-            core: Core::new(role, cfg, negotiated),
+            conn: Conn::new(io, Core::new(role, cfg, &negotiated)),
+            protocol: negotiated.protocol.map(Box::new),
             wake: Fanout::new(),
         }
     }
 
-    /// Gives the socket the [`Outbox`](outbox::Outbox) `make` builds with the socket's waker,
-    /// dropping any earlier one. The seam's entry: only the hub attaches (without that feature
-    /// nothing calls it).
+    /// Gives the socket the [`Outbox`](outbox::Outbox) `make` builds with the socket's
+    /// [`Link`](outbox::Link), dropping any earlier one. The socket's connection is shared with
+    /// the link's writer from now on. The seam's entry: only the hub attaches (without that
+    /// feature nothing calls it).
     #[allow(dead_code)]
     pub(crate) fn attach_outbox<R>(
         &mut self,
-        make: impl FnOnce(std::task::Waker) -> (Box<dyn outbox::Outbox>, R),
-    ) -> R {
-        let (outbox, r) = make(self.wake.waker());
-        self.core.outbox = Some(outbox);
+        make: impl FnOnce(outbox::Link) -> (Box<dyn outbox::Outbox>, R),
+    ) -> R
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let writer = self.conn.share(&self.wake);
+        let (outbox, r) = make(outbox::Link {
+            waker: self.wake.waker(),
+            writer,
+        });
+        self.conn.lock().core.outbox = Some(outbox);
         r
     }
 
     /// Closes with 1001 when `watch` fires (see [`Shutdown`](crate::Shutdown)).
     pub(crate) fn watch_shutdown(&mut self, watch: crate::signal::Watch) {
-        self.core.shutdown = Some(watch);
+        self.conn.lock().core.shutdown = Some(watch);
     }
 
     /// The subprotocol agreed in the handshake, if any.
     pub fn protocol(&self) -> Option<&HeaderValue> {
-        self.core.protocol.as_deref()
+        self.protocol.as_deref()
     }
 
     /// Bytes queued to be written and not yet taken by the connection: messages fed or sent,
@@ -197,18 +210,45 @@ impl<S> WebSocket<S> {
     /// assert_eq!(ws.buffered_amount(), 0);
     /// ```
     pub fn buffered_amount(&self) -> usize {
-        self.core.write.len()
+        self.conn.get().core.write.len()
     }
 
-    /// A shared reference to the underlying connection.
-    pub fn get_ref(&self) -> &S {
-        &self.io
+    /// The underlying connection.
+    ///
+    /// While the socket is attached to a [hub](crate::hub), its connection is shared with the
+    /// hub's drain, and the returned guard holds the lock they share: use it and let it go (do
+    /// not hold it across an `.await`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::{Config, Role, WebSocket};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(1024);
+    /// let ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+    /// let io: &tokio::io::DuplexStream = &ws.get_ref();
+    /// # let _ = io;
+    /// ```
+    pub fn get_ref(&self) -> impl std::ops::Deref<Target = S> + '_ {
+        IoRef(self.conn.get())
     }
 
-    /// A mutable reference to the underlying connection. Reading or writing it directly
-    /// corrupts the WebSocket stream.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.io
+    /// The underlying connection, mutably. Reading or writing it directly corrupts the
+    /// WebSocket stream. Attached to a hub, the guard holds a lock (see
+    /// [`get_ref`](WebSocket::get_ref)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::{Config, Role, WebSocket};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(1024);
+    /// let mut ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+    /// let io: &mut tokio::io::DuplexStream = &mut ws.get_mut();
+    /// # let _ = io;
+    /// ```
+    pub fn get_mut(&mut self) -> impl std::ops::DerefMut<Target = S> + '_ {
+        IoMut(self.conn.lock())
     }
 }
 
@@ -285,7 +325,7 @@ where
     /// # let _ = bye;
     /// ```
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        if self.core.state.is_open() {
+        if self.conn.get().core.state.is_open() {
             self.start_send_msg(Message::Close(Some(CloseFrame::new(code, reason))), true)?;
         }
         poll_fn(|cx| self.poll_close_msg(cx, true)).await
@@ -322,7 +362,7 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
-        if let Some(msg) = self.core.next_buffered() {
+        if let Some(msg) = self.conn.lock().core.next_buffered() {
             return Poll::Ready(Some(Ok(msg)));
         }
         self.poll_core(Side::Read, cx, Core::poll_next)
@@ -330,7 +370,7 @@ where
 
     #[inline]
     pub(crate) fn poll_ready_msg(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.core.has_room() {
+        if self.conn.lock().core.has_room() {
             // The common case: no IO, so no waker to register.
             return Poll::Ready(Ok(()));
         }
@@ -339,10 +379,12 @@ where
 
     #[inline]
     pub(crate) fn start_send_msg(&mut self, msg: Message, compress: bool) -> Result<(), Error> {
-        self.core.start_send_with(msg, compress)?;
-        if self.core.wake_both {
+        let mut parts = self.conn.lock();
+        let core = &mut parts.core;
+        core.start_send_with(msg, compress)?;
+        if core.wake_both {
             // Our close was queued: a half waiting elsewhere must start watching its deadline.
-            self.core.wake_both = false;
+            core.wake_both = false;
             self.wake.wake_all();
         }
         Ok(())
@@ -373,12 +415,12 @@ where
 
     /// The next data message is to be streamed in.
     pub(crate) fn stream_next(&mut self) {
-        self.core.decoder.stream_next();
+        self.conn.lock().core.decoder.stream_next();
     }
 
     /// The next data message comes whole again, unless its streaming has started.
     pub(crate) fn cancel_stream(&mut self) {
-        self.core.decoder.cancel_stream();
+        self.conn.lock().core.decoder.cancel_stream();
     }
 
     /// Queues one fragment of a message being streamed out.
@@ -389,19 +431,24 @@ where
         payload: &Bytes,
         compress: bool,
     ) -> Result<(), Error> {
-        self.core.send_fragment(opcode, fin, payload, compress)
+        self.conn
+            .lock()
+            .core
+            .send_fragment(opcode, fin, payload, compress)
     }
 
     /// Whether a message streamed out with `compress` is compressed.
     pub(crate) fn compresses_fragments(&self, compress: bool) -> bool {
-        self.core.compresses_fragments(compress)
+        self.conn.get().core.compresses_fragments(compress)
     }
 
     /// A message being streamed out was dropped unfinished: fail the connection (1011).
     pub(crate) fn abandon_fragmented(&mut self) {
-        self.core.abandon_fragmented();
-        if self.core.wake_both {
-            self.core.wake_both = false;
+        let mut parts = self.conn.lock();
+        let core = &mut parts.core;
+        core.abandon_fragmented();
+        if core.wake_both {
+            core.wake_both = false;
             self.wake.wake_all();
         }
     }
@@ -414,7 +461,9 @@ where
         cx: &Context<'_>,
         poll: impl FnOnce(&mut Core, &mut S, &mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        let Self { io, core, wake } = self;
+        let mut parts = self.conn.lock();
+        let Parts { io, core } = &mut *parts;
+        let wake = &self.wake;
         let queued = core.write.len();
         let closed = core.state.close_received();
         let result = wake.poll(side, cx, |cx| {
@@ -454,7 +503,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn is_terminated(&self) -> bool {
-        self.core.state.is_ended()
+        self.conn.get().core.state.is_ended()
     }
 }
 
@@ -488,13 +537,15 @@ where
 
 impl<S> fmt::Debug for WebSocket<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts = self.conn.get();
+        let core = &parts.core;
         f.debug_struct("WebSocket")
-            .field("role", &self.core.role)
-            .field("protocol", &self.core.protocol)
-            .field("buffered_read", &self.core.read.buf.len())
-            .field("buffered_write", &self.core.write.len())
-            .field("close_sent", &self.core.state.close_queued())
-            .field("close_received", &self.core.state.close_received())
+            .field("role", &core.role)
+            .field("protocol", &self.protocol)
+            .field("buffered_read", &core.read.buf.len())
+            .field("buffered_write", &core.write.len())
+            .field("close_sent", &core.state.close_queued())
+            .field("close_received", &core.state.close_received())
             .finish_non_exhaustive()
     }
 }

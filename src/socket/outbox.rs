@@ -2,10 +2,16 @@
 //! owns these traits and the hub implements them, so the dependency runs one way (hub →
 //! socket), and the socket knows nothing of topics, mailboxes or prepared messages.
 //!
-//! An [`Outbox`] is attached to a socket with the socket's waker, which it wakes when it has
-//! something; the socket then has it write what waits into its write queue through
-//! [`Frames`], while the queue has room, and drops it (which is how the owner learns that the
-//! socket ended) when the connection ends or the outbox asks for the socket to be closed.
+//! An [`Outbox`] is attached to a socket with a [`Link`]: the socket's [`Writer`], which its
+//! owner drives to have what waits written without the application (a hub's drain), and the
+//! socket's waker, for owners that have no drain. Whoever drives the socket (the drain, or the
+//! application's own calls) has the outbox write what waits into the write queue through
+//! [`Frames`], while the queue has room; the socket drops the outbox (which is how the owner
+//! learns that the socket ended) when the connection ends or the outbox asks for the socket to
+//! be closed.
+
+use std::sync::Weak;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
@@ -24,6 +30,53 @@ pub trait Outbox: Send + Sync {
     /// into an empty queue). `Err(code)`: the socket is to be closed with `code` (its peer is
     /// too slow); nothing was written.
     fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode>;
+}
+
+/// What an outbox's owner gets when the socket is attached.
+#[allow(unreachable_pub, dead_code)] // Made by the socket, read by the hub (feature "hub").
+pub struct Link {
+    /// Wakes the socket's tasks (the application's), for an owner without a drain.
+    pub waker: Waker,
+    /// The socket's write side, shared with the owner's drain. Weak: the socket's life is the
+    /// application's to decide.
+    pub writer: Weak<dyn Writer>,
+}
+
+/// A socket's write side, as an outbox's owner drives it without the application: the
+/// socket's connection behind a lock that the application's own calls take too, so there is
+/// one writer at a time, and what the application sends after a delivery goes out after it.
+#[allow(unreachable_pub, dead_code)] // Driven by a hub's drain (feature "hub") only.
+pub trait Writer: Send + Sync {
+    /// Has the outbox write what waits, writes out what is queued, and ends a connection whose
+    /// close deadline passed, as far as the connection allows now. `Ready`: nothing is left
+    /// to do (everything written, or the connection is over). `Pending`: `cx`'s waker is woken
+    /// when the connection can take more or a deadline is due.
+    fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("attached", &(self.writer.strong_count() > 0))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    /// A link to no socket (the benches' model of a hub): its writer is gone from the start.
+    #[allow(dead_code)]
+    pub(crate) fn detached(waker: Waker) -> Self {
+        struct NoSocket;
+        impl Writer for NoSocket {
+            fn poll_drive(&self, _: &mut Context<'_>) -> Poll<()> {
+                Poll::Ready(())
+            }
+        }
+        Self {
+            waker,
+            writer: Weak::<NoSocket>::new(),
+        }
+    }
 }
 
 /// How a connection sends a data message: the frame every such connection shares, or one

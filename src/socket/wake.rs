@@ -10,6 +10,11 @@
 //! A task is registered only when its poll returns `Pending` (a `Ready` poll owes no wake-up),
 //! so the common path costs one atomic load. A wake-up that lands between the poll and the
 //! registration is caught by a counter of wake-ups, checked after registering.
+//!
+//! A socket attached to a hub has a third waiter: the hub's drain, which writes published
+//! messages for the socket whatever its tasks are doing. It registers like a side, and is woken
+//! by the same events (the IO taking bytes again, the close timer), so neither the drain nor
+//! the application's tasks can take the other's wake-up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -23,6 +28,8 @@ struct Slots {
     read: AtomicWaker,
     /// The task sending messages (ready, flush, close).
     write: AtomicWaker,
+    /// The drain writing deliveries (a socket attached to a hub), when it waits.
+    drain: AtomicWaker,
     /// Wake-ups so far.
     wakes: AtomicUsize,
 }
@@ -36,6 +43,7 @@ impl Wake for Slots {
         self.wakes.fetch_add(1, SeqCst);
         self.read.wake();
         self.write.wake();
+        self.drain.wake();
     }
 }
 
@@ -44,9 +52,12 @@ impl Wake for Slots {
 pub(super) enum Side {
     Read,
     Write,
+    /// The drain of the hub the socket is attached to.
+    Drain,
 }
 
-/// The two registered wakers and the waker that wakes both.
+/// The registered wakers and the waker that wakes them all.
+#[derive(Clone)]
 pub(super) struct Fanout {
     slots: Arc<Slots>,
     waker: Waker,
@@ -76,6 +87,7 @@ impl Fanout {
             let slot = match side {
                 Side::Read => &self.slots.read,
                 Side::Write => &self.slots.write,
+                Side::Drain => &self.slots.drain,
             };
             slot.register(cx.waker());
             // Woken after the poll but before the registration: that wake-up found no one.
@@ -86,11 +98,13 @@ impl Fanout {
         result
     }
 
-    /// Wakes the task of the other side than `side`.
+    /// Wakes the task of the other side than `side` (the drain's writes wake a sender waiting
+    /// for room or for its flush; a receiver is woken by the events it waits for).
     pub(super) fn wake_other(&self, side: Side) {
         match side {
             Side::Read => self.slots.write.wake(),
             Side::Write => self.slots.read.wake(),
+            Side::Drain => self.slots.write.wake(),
         }
     }
 
