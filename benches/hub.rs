@@ -1,7 +1,8 @@
 //! One message to 10,000 sockets: prepared once (the hub) against encoded, and compressed,
 //! by each socket; and through the real path, a `Hub` publishing to 10,000 attached
-//! `WebSocket`s, each of which then writes its delivery out (ns per delivery, without the
-//! kernel: the sockets write into an IO that takes everything).
+//! `WebSocket`s (ns per delivery, without the kernel: the sockets write into an IO that takes
+//! everything): written by the hub's drain on a runtime (`drain`), and, without a runtime,
+//! by each socket when its application polls it (`polled`).
 //!
 //! `cargo bench --bench hub --features hub`
 
@@ -10,6 +11,8 @@
 use std::hint::black_box;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll, Waker};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -63,8 +66,9 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-/// A peer that takes every byte at once and never sends anything.
-struct Drain;
+/// A peer that takes every byte at once and never sends anything; counts what it took.
+#[derive(Clone, Default)]
+struct Drain(Arc<AtomicUsize>);
 
 impl AsyncRead for Drain {
     fn poll_read(
@@ -82,6 +86,7 @@ impl AsyncWrite for Drain {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.0.fetch_add(buf.len(), Relaxed);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -96,8 +101,8 @@ impl AsyncWrite for Drain {
 
 /// 10,000 server sockets attached to one hub and subscribed to one topic; with `deflate`,
 /// each compresses as a server does by default with the hub's settings (no context).
-fn attached(deflate: bool) -> (Hub, Vec<WebSocket<Drain>>) {
-    let hub = Hub::new();
+fn attached(deflate: bool, io: &Drain) -> (Hub, Vec<WebSocket<Drain>>) {
+    let hub = Hub::builder().drains(1).build();
     let config = Config::default();
     let sockets = (0..SOCKETS)
         .map(|_| {
@@ -112,11 +117,11 @@ fn attached(deflate: bool) -> (Hub, Vec<WebSocket<Drain>>) {
             });
             #[cfg(feature = "deflate")]
             let mut ws =
-                tower_ws::__fuzz::websocket_with_deflate(Drain, Role::Server, &config, agreed);
+                tower_ws::__fuzz::websocket_with_deflate(io.clone(), Role::Server, &config, agreed);
             #[cfg(not(feature = "deflate"))]
             let mut ws = {
                 let _ = deflate;
-                WebSocket::from_raw(Drain, Role::Server, &config)
+                WebSocket::from_raw(io.clone(), Role::Server, &config)
             };
             hub.attach(&mut ws).subscribe("t");
             ws
@@ -125,8 +130,9 @@ fn attached(deflate: bool) -> (Hub, Vec<WebSocket<Drain>>) {
     (hub, sockets)
 }
 
-/// One publish, then every socket writes what it was given (as when each is next polled).
-fn publish_and_write(hub: &Hub, sockets: &mut [WebSocket<Drain>], msg: &PreparedMessage) {
+/// One publish, then every socket writes what it was given (as when each is next polled),
+/// without a runtime (so no drain).
+fn publish_and_poll(hub: &Hub, sockets: &mut [WebSocket<Drain>], msg: &PreparedMessage) {
     hub.publish("t", msg);
     let mut cx = Context::from_waker(Waker::noop());
     for ws in sockets {
@@ -141,9 +147,37 @@ fn hub_to_sockets(c: &mut Criterion) {
     g.sample_size(20);
     g.throughput(Throughput::Elements(SOCKETS as u64));
     for (deflate, name) in modes() {
-        let (hub, mut sockets) = attached(deflate);
-        g.bench_function(format!("publish-and-write/{name}"), |b| {
-            b.iter(|| publish_and_write(&hub, &mut sockets, black_box(&msg)));
+        // The drain: attached and published on a one-thread runtime, where the hub's drain
+        // writes every delivery; an iteration ends when all 10,000 frames were written.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let io = Drain::default();
+        let (hub, sockets) = runtime.block_on(async { attached(deflate, &io) });
+        let per_publish = SOCKETS * tower_ws::__bench::Fanout::frame_len(&msg, deflate);
+        g.bench_function(format!("drain/{name}"), |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let target = io.0.load(Relaxed) + per_publish;
+                    hub.publish("t", black_box(&msg));
+                    while io.0.load(Relaxed) < target {
+                        tokio::task::yield_now().await;
+                    }
+                });
+            });
+        });
+        assert_eq!(
+            io.0.load(Relaxed) % per_publish,
+            0,
+            "a delivery lost or doubled"
+        );
+        drop(sockets);
+
+        let io = Drain::default();
+        let (hub, mut sockets) = attached(deflate, &io);
+        g.bench_function(format!("polled/{name}"), |b| {
+            b.iter(|| publish_and_poll(&hub, &mut sockets, black_box(&msg)));
         });
     }
     g.finish();

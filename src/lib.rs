@@ -329,6 +329,18 @@ pub mod __bench {
             }
         }
 
+        /// The bytes one server socket writes for `msg`: its shared frame, or (with `deflate`)
+        /// its frame compressed without context at the hub's level, window 15.
+        pub fn frame_len(msg: &crate::hub::PreparedMessage, deflate: bool) -> usize {
+            #[cfg(feature = "deflate")]
+            if deflate {
+                let level = crate::hub::Hub::deflate_config().level;
+                return msg.compressed_frame(level, 15).len();
+            }
+            let _ = deflate;
+            msg.frame().len()
+        }
+
         /// Each socket encodes `text` (and compresses it, with its own context).
         pub fn per_socket(&mut self, text: &crate::Utf8Bytes) {
             for (e, buf) in self.encoders.iter_mut().zip(&mut self.bufs) {

@@ -397,6 +397,83 @@ async fn a_handler_that_never_polls_its_socket_still_receives_every_publish() {
 }
 
 #[tokio::test]
+async fn a_publish_from_a_plain_thread_reaches_subscribers_whose_handlers_read() {
+    // No runtime on the publishing thread, and no drain started yet: the subscribers' own
+    // tasks are woken, and each socket writes its queue as its handler polls it.
+    let hub = Hub::new();
+    let (addr, mut joined, _left) = hub_server(&hub, Config::default(), subscribe_to("feed")).await;
+    let (mut client, _) = join(addr, &mut joined).await;
+    let publisher = hub.clone();
+    let published = std::thread::spawn(move || {
+        (0..3)
+            .map(|i| publisher.publish("feed", format!("from a thread {i}")))
+            .sum::<usize>()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(published, 3);
+    for i in 0..3 {
+        assert_eq!(text(&mut client).await, format!("from a thread {i}"));
+    }
+}
+
+#[tokio::test]
+async fn the_drain_writes_into_an_http2_stream_too() {
+    use tower::Layer;
+    use tower_ws::WebSocketLayer;
+
+    // RFC 8441: the socket is a stream of an HTTP/2 connection, whose own task writes what
+    // the drain hands it. The handler never polls its socket.
+    let hub = Hub::new();
+    let (joined_tx, mut joined) = mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let layer = {
+        let hub = hub.clone();
+        let release = release.clone();
+        WebSocketLayer::new().on_upgrade(move |mut ws: UpgradedWebSocket, _parts| {
+            let hub = hub.clone();
+            let joined_tx = joined_tx.clone();
+            let release = release.clone();
+            async move {
+                let me = hub.attach(&mut ws);
+                me.subscribe("feed");
+                let _ = joined_tx.send(me);
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(60), release.notified())
+                        .await;
+                drop(ws);
+            }
+        })
+    };
+    let not_found = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+        Ok::<_, std::convert::Infallible>(
+            http::Response::builder()
+                .status(404)
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+    });
+    let addr = support::serve_service(layer.layer(not_found), true).await;
+    let (status, _, ws) = support::connect_h2(addr, "/feed", None).await;
+    assert_eq!(status, 200);
+    let mut ws = ws.expect("upgraded");
+    within(joined.recv()).await.expect("attached");
+    for seq in 0..200u32 {
+        assert_eq!(hub.publish("feed", numbered(seq)), 1);
+    }
+    for expected in 0..200u32 {
+        let msg = within(ws.recv()).await.expect("ended").expect("error");
+        let data = msg.into_data();
+        assert_eq!(
+            u32::from_be_bytes(data[..4].try_into().unwrap()),
+            expected,
+            "lost or reordered"
+        );
+    }
+    release.notify_waiters();
+}
+
+#[tokio::test]
 async fn a_subscriber_that_never_reads_is_cut_off_even_if_its_handler_never_polls() {
     let close_timeout = std::time::Duration::from_secs(1);
     let hub = Hub::builder()

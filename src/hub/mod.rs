@@ -22,6 +22,27 @@
 //! A socket's membership ends when the socket ends (its close handshake, an error) or is
 //! dropped: it leaves every topic and its key.
 //!
+//! # How delivery works, and what it costs
+//!
+//! Attaching moves the socket's connection (its IO and protocol state) behind a lock shared
+//! with the hub's drains; from then on each of the socket's own calls (`recv`, `send`, a
+//! stream or sink poll) takes that lock, uncontended unless a drain is writing to the same
+//! socket at that moment (tens of nanoseconds either way). A publish queues the message for
+//! each subscriber and puts the subscribers whose queue was empty on their shard's list; each
+//! shard's drain task (one per core by default: [`HubBuilder::drains`]) takes its list, and for
+//! each subscriber, under the socket's lock, writes its queue into the socket's write buffer
+//! and the buffer into the connection with one write. Whatever the connection does not take
+//! stays queued; the socket wakes the drain when it can take more, or when its close
+//! deadline comes.
+//!
+//! Every transport takes this path: plain TCP from hyper's upgrade, TLS, an HTTP/2 stream
+//! (RFC 8441) and in-memory IO alike, since the drain writes through the socket's own
+//! `AsyncWrite`. What differs is what a write costs in the transport (TLS encrypts in the
+//! drain's task; an HTTP/2 stream hands the bytes to its connection's task, which writes
+//! them). Without a Tokio runtime (a hub used from plain threads), no drain can run: a publish
+//! wakes the subscribers' own tasks, and each socket writes its queue when its application
+//! polls it.
+//!
 //! # Examples
 //!
 //! A chat room on axum-free hyper (`tower_ws::serve`): every message a member sends goes to
