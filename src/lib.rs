@@ -255,13 +255,12 @@ pub mod __bench {
     }
 
     /// One message to many sockets, the two ways: encoded (and compressed) by each socket, or
-    /// prepared once and queued to each socket's mailbox, then taken into its write buffer (the
-    /// hub's path).
+    /// prepared once and its shared frame put into each socket's write buffer (the hub's way;
+    /// the real hub is measured through its drain in `benches/hub.rs`).
     #[cfg(feature = "hub")]
     pub struct Fanout {
         bufs: Vec<crate::write_buf::WriteBuf>,
         encoders: Vec<crate::proto::Encoder<crate::proto::encoder::FixedKeys>>,
-        mailboxes: Vec<std::sync::Arc<crate::hub::mailbox::Mailbox>>,
         #[cfg(feature = "deflate")]
         params: Option<(u32, u8)>,
     }
@@ -280,16 +279,6 @@ pub mod __bench {
         /// `sockets` server sockets; with `deflate`, each compresses as negotiated by default
         /// (context takeover, window 15, level of `DeflateConfig::default()`).
         pub fn new(sockets: usize, deflate: bool) -> Self {
-            use crate::hub::Overflow;
-            use crate::hub::mailbox::{Bounds, Mailbox, Policy};
-            let policy = std::sync::Arc::new(Policy {
-                bounds: Bounds {
-                    messages: 1024,
-                    bytes: 1 << 30,
-                    overflow: Overflow::DropOldest,
-                },
-                counters: Default::default(),
-            });
             #[cfg(not(feature = "deflate"))]
             let _ = deflate;
             #[cfg(feature = "deflate")]
@@ -312,16 +301,6 @@ pub mod __bench {
                             e.set_deflater(crate::deflate::Deflater::new(&agreed, true));
                         }
                         e
-                    })
-                    .collect(),
-                mailboxes: (0..sockets as u64)
-                    .map(|id| {
-                        Mailbox::new(
-                            id,
-                            std::sync::Arc::clone(&policy),
-                            crate::socket::outbox::Link::detached(std::task::Waker::noop().clone()),
-                            std::sync::Arc::default(),
-                        )
                     })
                     .collect(),
                 #[cfg(feature = "deflate")]
@@ -350,17 +329,11 @@ pub mod __bench {
             }
         }
 
-        /// `text` prepared once (compressed once, without context), queued to every mailbox,
-        /// and taken from each into its socket's write buffer.
+        /// `text` prepared once (compressed once, without context), and its frame put into
+        /// every socket's write buffer.
         pub fn prepared(&mut self, text: &crate::Utf8Bytes) {
             let msg = crate::hub::PreparedMessage::text(text.clone());
-            for m in &self.mailboxes {
-                m.push(&msg);
-            }
-            let mut batch: [Option<crate::hub::PreparedMessage>; 1] = Default::default();
-            for (m, buf) in self.mailboxes.iter().zip(&mut self.bufs) {
-                m.take(&mut batch, usize::MAX);
-                let Some(msg) = batch[0].take() else { continue };
+            for buf in &mut self.bufs {
                 #[cfg(feature = "deflate")]
                 if let Some((level, bits)) = self.params {
                     buf.push_payload(msg.compressed_frame(level, bits));

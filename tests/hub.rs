@@ -257,20 +257,6 @@ async fn drop_oldest_keeps_the_newest_messages_for_a_slow_subscriber() {
 }
 
 #[tokio::test]
-async fn drop_newest_keeps_the_oldest_messages_for_a_slow_subscriber() {
-    let (_hub, mut slow, member, _fast) = slow_subscriber(Overflow::DropNewest).await;
-    let dropped = member.stats().dropped;
-    let delivered = TOTAL - u32::try_from(dropped).unwrap();
-    let mut seqs = Vec::new();
-    for _ in 0..delivered {
-        seqs.push(seq_of(&slow.read_frame().await.expect("ended")));
-    }
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "out of order");
-    assert_eq!(seqs[0], 0, "the oldest message was kept");
-    assert!(*seqs.last().unwrap() < TOTAL - 1, "the newest was dropped");
-}
-
-#[tokio::test]
 async fn close_policy_closes_a_slow_subscriber_with_its_code() {
     let (hub, mut slow, member, mut fast) =
         slow_subscriber(Overflow::Close(CloseCode::TRY_AGAIN_LATER)).await;
@@ -415,6 +401,41 @@ async fn a_publish_from_a_plain_thread_reaches_subscribers_whose_handlers_read()
     for i in 0..3 {
         assert_eq!(text(&mut client).await, format!("from a thread {i}"));
     }
+}
+
+#[tokio::test]
+async fn what_one_publisher_sends_to_topics_a_key_and_everyone_arrives_in_its_order() {
+    // One subscriber reads four logs (two topics, its key, everyone): they are merged in the
+    // order of the publishes.
+    let hub = Hub::new();
+    let four_logs: Join = Arc::new(|me: &Member| {
+        me.subscribe("a");
+        me.subscribe("b");
+        me.register("user");
+    });
+    let (addr, mut joined, _left) = hub_server(&hub, Config::default(), four_logs).await;
+    let (mut client, _) = join(addr, &mut joined).await;
+    const N: u32 = 400;
+    let reader = tokio::spawn(async move {
+        for expected in 0..N {
+            let frame = client.read_frame().await.expect("ended");
+            assert_eq!(seq_of(&frame), expected, "out of order");
+        }
+    });
+    for seq in 0..N {
+        let msg = numbered(seq);
+        let reached = match seq % 4 {
+            0 => hub.publish("a", msg),
+            1 => hub.publish("b", msg),
+            2 => hub.send_to("user", msg),
+            _ => hub.broadcast(msg),
+        };
+        assert_eq!(reached, 1);
+        if seq % 32 == 31 {
+            tokio::task::yield_now().await;
+        }
+    }
+    within(reader).await.unwrap();
 }
 
 #[tokio::test]

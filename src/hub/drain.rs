@@ -144,6 +144,7 @@ impl Wake for DrainWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(mailbox) = self.mailbox.upgrade() {
+            mailbox.unblock();
             if mailbox.mark_dirty() {
                 let shard = mailbox.shard().clone();
                 shard.enqueue([mailbox]);

@@ -7,20 +7,28 @@
 //! [`Writer`](crate::socket::outbox::Writer), the seam the socket owns, so the dependencies run
 //! one way (hub → socket).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Waker};
 
 use super::drain::{DrainWaker, Shard};
-use super::prepared::PreparedMessage;
+use super::log::{Entry, Ring};
+use super::topics::Subscription;
 use crate::message::CloseCode;
 use crate::socket::outbox::{Frames, Link, Outbox, Writer};
 
-/// What a subscriber's queue does when a message would take it past its bounds.
+/// What happens to a subscriber that falls behind: one whose next message the hub no longer
+/// keeps.
 ///
-/// Whatever the choice, the publisher never waits and the other subscribers are not affected:
-/// the policy only decides which of the slow subscriber's own messages it loses.
+/// A hub keeps each published message once, in its topic's log (bounded by
+/// [`HubBuilder::queue_limits`](super::HubBuilder::queue_limits)), and each subscriber reads
+/// the log at its own position. A subscriber falls behind when the log had to let go of a
+/// message it had not taken yet. Whatever the choice, the publisher never waits and the other
+/// subscribers are not affected.
+///
+/// There is no "drop the newest" policy: the log is shared, so a subscriber cannot keep older
+/// messages than the log keeps for everyone, and keeping a private copy of them for each slow
+/// subscriber is the per-subscriber queue the log replaces.
 ///
 /// # Examples
 ///
@@ -38,19 +46,19 @@ use crate::socket::outbox::{Frames, Link, Outbox, Writer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Overflow {
-    /// Drop the oldest queued messages to make room (the subscriber sees the most recent
+    /// Go on from the oldest message the log still keeps: the messages it lost are skipped
+    /// (counted as dropped), the rest arrive in order (the subscriber sees the most recent
     /// state: dashboards, prices, positions).
     DropOldest,
-    /// Drop the new message (the subscriber keeps what it had: logs, chat history).
-    DropNewest,
-    /// Close the subscriber's connection with this code, dropping what it had queued: 1008
-    /// (policy violation) or 1013 (try again later) are the usual ones. A code that may not be
-    /// sent in a close frame is replaced by 1008.
+    /// Close the subscriber's connection with this code, dropping what it had not taken:
+    /// 1008 (policy violation) or 1013 (try again later) are the usual ones. A code that may
+    /// not be sent in a close frame is replaced by 1008.
     Close(CloseCode),
 }
 
-/// A subscriber's bounds: at most `messages` queued, and at most `bytes` of payload (a single
-/// message larger than `bytes` is still queued into an empty queue, so it can be delivered).
+/// The hub's bounds: each log keeps at most `messages` messages and `bytes` of payload (a
+/// single message larger than `bytes` is still kept, alone), so a subscriber falls behind when
+/// it is that far behind the newest message.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bounds {
     pub(crate) messages: usize,
@@ -58,11 +66,29 @@ pub(crate) struct Bounds {
     pub(crate) overflow: Overflow,
 }
 
-/// What every subscriber of a hub shares: its bounds and policy, and the hub's counters.
+/// What every subscriber of a hub shares: its bounds and policy, the order of its publishes,
+/// and its counters.
 #[derive(Debug)]
 pub(crate) struct Policy {
     pub(crate) bounds: Bounds,
     pub(crate) counters: Counters,
+    /// The last publish's sequence number (see [`log`](super::log)).
+    pub(crate) sequence: Mutex<u64>,
+}
+
+impl Policy {
+    pub(crate) fn new(bounds: Bounds) -> Self {
+        Self {
+            bounds,
+            counters: Counters::default(),
+            sequence: Mutex::new(0),
+        }
+    }
+
+    /// Held while a publish takes its number and appends to its log.
+    pub(crate) fn sequence(&self) -> MutexGuard<'_, u64> {
+        lock(&self.sequence)
+    }
 }
 
 /// Which topics and key a subscriber has, to leave them when its socket ends.
@@ -82,43 +108,13 @@ pub(crate) struct Counters {
     pub(crate) closed_slow: AtomicU64,
 }
 
-/// What [`Mailbox::push`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pushed {
-    /// Queued (possibly after dropping older messages); `drive`: the queue was empty (or the
-    /// subscriber is to be closed now), so the socket must be driven for it.
-    Queued { drive: bool },
-    /// Not queued: the queue was full and the policy drops new messages.
-    Dropped,
-    /// Not queued: the subscriber was closed for being slow (now: `drive`, or earlier), or is
-    /// gone.
-    Closed { drive: bool },
-}
-
-impl Pushed {
-    /// Whether the subscriber's socket must be driven for what this push did.
-    pub(crate) fn drive(self) -> bool {
-        matches!(
-            self,
-            Self::Queued { drive: true } | Self::Closed { drive: true }
-        )
-    }
-}
-
-struct Queue {
-    items: VecDeque<PreparedMessage>,
-    bytes: usize,
-    /// The subscriber fell behind and is to be closed with this code.
-    evict: Option<CloseCode>,
-    /// The socket ended: nothing more is queued.
-    closed: bool,
-    dropped: u64,
-}
-
-/// One subscriber's queue, shared by the hub (which pushes) and the socket (which drains).
+/// One subscriber: its place in each log it reads (its topics, its key, everyone), how the
+/// drain reaches its socket, and its counters.
 pub(crate) struct Mailbox {
     id: u64,
-    queue: Mutex<Queue>,
+    /// Its subscriptions, in no order (the logs are merged by publish order). Locked by the
+    /// delivery (which moves the cursors) and by joining and leaving.
+    subscriptions: Mutex<Vec<Arc<Subscription>>>,
     /// Wakes the socket's tasks (its waker fan-out), when no drain runs.
     waker: Waker,
     /// The socket's write side, which the drain drives.
@@ -130,14 +126,22 @@ pub(crate) struct Mailbox {
     /// On its shard's dirty list (set by whoever puts it there, cleared by the drain just
     /// before it drives the socket).
     dirty: AtomicBool,
-    policy: Arc<Policy>,
+    /// The socket could not take everything at its last drive: it wakes the drain when it can,
+    /// and publishes leave it alone meanwhile.
+    blocked: AtomicBool,
+    /// Messages may wait past its cursors: set by a publish after appending, cleared by a
+    /// delivery that took everything (while it still holds the logs, so that no append
+    /// comes between).
+    pending: AtomicBool,
+    /// The subscriber fell behind under `Overflow::Close`: the code to close it with.
+    evict: Mutex<Option<CloseCode>>,
+    evicted: AtomicBool,
+    /// The socket ended: nothing more is delivered.
+    closed: AtomicBool,
     delivered: AtomicU64,
+    dropped: AtomicU64,
     /// Its topics and key (the hub's bookkeeping; locked before the hub's maps).
     pub(crate) membership: Mutex<Membership>,
-    /// Whether the queue may hold something for the socket (messages or an eviction): set
-    /// under the lock by a push, cleared under the lock by a take that empties the queue.
-    /// Read without the lock, so that a socket polled with nothing for it takes no lock.
-    pending: AtomicBool,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -149,28 +153,26 @@ impl std::fmt::Debug for Mailbox {
 }
 
 impl Mailbox {
-    pub(crate) fn new(id: u64, policy: Arc<Policy>, link: Link, shard: Arc<Shard>) -> Arc<Self> {
+    pub(crate) fn new(id: u64, link: Link, shard: Arc<Shard>) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             id,
-            queue: Mutex::new(Queue {
-                items: VecDeque::new(),
-                bytes: 0,
-                evict: None,
-                closed: false,
-                dropped: 0,
-            }),
+            subscriptions: Mutex::new(Vec::new()),
             waker: link.waker,
             writer: link.writer,
             shard,
             drain_waker: DrainWaker::waker(me.clone()),
             dirty: AtomicBool::new(false),
-            policy,
+            blocked: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
+            evict: Mutex::new(None),
+            evicted: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
             membership: Mutex::new(Membership {
                 attached: true,
                 ..Membership::default()
             }),
-            pending: AtomicBool::new(false),
         })
     }
 
@@ -182,154 +184,213 @@ impl Mailbox {
         &self.shard
     }
 
-    /// Marks the subscriber for its drain; `true` if it was not yet marked (then the caller
-    /// puts it on its shard's list).
-    pub(crate) fn mark_dirty(&self) -> bool {
-        !self.dirty.swap(true, SeqCst)
-    }
-
-    /// The drain's turn: writes what is queued into the socket, as far as its connection
-    /// takes it now (the socket wakes [`DrainWaker`] when it can take more).
-    pub(crate) fn drive(&self) {
-        // Cleared first: whatever comes after this (a push, the socket's wake-up) marks it
-        // again and puts it back on the list.
-        self.dirty.store(false, SeqCst);
-        if let Some(writer) = self.writer.upgrade() {
-            let _ = writer.poll_drive(&mut Context::from_waker(&self.drain_waker));
+    /// Reads `sub`'s log from now on.
+    pub(crate) fn add(&self, sub: Arc<Subscription>) {
+        if !self.is_closed() {
+            lock(&self.subscriptions).push(sub);
         }
     }
 
-    /// No drain can run (no runtime): the socket's own tasks are woken to write the queue.
+    /// Stops reading `sub`'s log.
+    pub(crate) fn remove(&self, sub: &Arc<Subscription>) {
+        lock(&self.subscriptions).retain(|s| !Arc::ptr_eq(s, sub));
+    }
+
+    /// Marks the subscriber for its drain; `true` if it was not yet marked (then the caller
+    /// puts it on its shard's list).
+    #[inline]
+    pub(crate) fn mark_dirty(&self) -> bool {
+        // Read first: most publishes find it marked, and a read leaves the line shared with
+        // the drain. A stale `true` is harmless: the drain clears the mark before it reads
+        // the logs, so it either reads this publish's entry or clears it before the append
+        // (which this thread then sees, through the log's lock).
+        !self.dirty.load(Relaxed) && !self.dirty.swap(true, SeqCst)
+    }
+
+    /// A publish appended something for it.
+    #[inline]
+    pub(crate) fn set_pending(&self) {
+        // As in `mark_dirty`: a delivery clears it while it holds the logs, so after this
+        // publish's append, a `true` read here is current.
+        if !self.pending.load(Relaxed) {
+            self.pending.store(true, SeqCst);
+        }
+    }
+
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked.load(Relaxed)
+    }
+
+    /// The socket can take more: publishes mark it again.
+    pub(crate) fn unblock(&self) {
+        self.blocked.store(false, SeqCst);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Relaxed) || self.evicted.load(Relaxed)
+    }
+
+    /// Closes the subscriber for falling behind, with `code`, losing `dropped` messages;
+    /// `false` if it was closed already.
+    pub(crate) fn evict(&self, code: CloseCode, dropped: u64) -> bool {
+        let mut evict = lock(&self.evict);
+        if evict.is_some() || self.closed.load(SeqCst) {
+            return false;
+        }
+        *evict = Some(code);
+        self.evicted.store(true, SeqCst);
+        self.dropped.fetch_add(dropped, Relaxed);
+        true
+    }
+
+    /// The subscriber lost `n` messages to the log's bounds.
+    pub(crate) fn lost(&self, n: u64) {
+        self.dropped.fetch_add(n, Relaxed);
+    }
+
+    /// The drain's turn: writes what is pending into the socket, as far as its connection
+    /// takes it now (the socket wakes [`DrainWaker`] when it can take more).
+    pub(crate) fn drive(&self) {
+        // Cleared first: whatever comes after this (a publish, the socket's wake-up) marks it
+        // again and puts it back on the list.
+        self.dirty.store(false, SeqCst);
+        if let Some(writer) = self.writer.upgrade() {
+            let driven = writer.poll_drive(&mut Context::from_waker(&self.drain_waker));
+            self.blocked.store(driven.is_pending(), SeqCst);
+        }
+    }
+
+    /// No drain can run (no runtime): the socket's own tasks are woken to write.
     pub(crate) fn wake_socket(&self) {
         self.dirty.store(false, SeqCst);
         self.waker.wake_by_ref();
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A panic while holding this lock leaves the queue consistent (every update is a
-        // single push or pop): carry on.
-        self.queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Queues `msg` under the bounds and policy. [`Pushed::drive`] says whether the socket
-    /// must now be driven (the queue was empty; otherwise that is already under way).
-    pub(crate) fn push(&self, msg: &PreparedMessage) -> Pushed {
-        let len = msg.payload_len();
-        let mut q = self.lock();
-        if q.closed || q.evict.is_some() {
-            return Pushed::Closed { drive: false };
-        }
-        let over = |q: &Queue| {
-            !q.items.is_empty()
-                && (q.items.len() >= self.policy.bounds.messages
-                    || q.bytes + len > self.policy.bounds.bytes)
-        };
-        if over(&q) {
-            match self.policy.bounds.overflow {
-                Overflow::DropOldest => {
-                    while over(&q) {
-                        let Some(old) = q.items.pop_front() else {
-                            break;
-                        };
-                        q.bytes -= old.payload_len();
-                        q.dropped += 1;
-                        self.policy.counters.dropped.fetch_add(1, Relaxed);
-                    }
-                }
-                Overflow::DropNewest => {
-                    q.dropped += 1;
-                    drop(q);
-                    self.policy.counters.dropped.fetch_add(1, Relaxed);
-                    return Pushed::Dropped;
-                }
-                Overflow::Close(code) => {
-                    let dropped = q.items.len() as u64 + 1;
-                    q.items.clear();
-                    q.bytes = 0;
-                    q.dropped += dropped;
-                    q.evict = Some(code);
-                    self.pending.store(true, Relaxed);
-                    drop(q);
-                    self.policy.counters.dropped.fetch_add(dropped, Relaxed);
-                    self.policy.counters.closed_slow.fetch_add(1, Relaxed);
-                    return Pushed::Closed { drive: true };
-                }
-            }
-        }
-        let was_empty = q.items.is_empty();
-        q.items.push_back(msg.clone());
-        q.bytes += len;
-        if was_empty {
-            self.pending.store(true, Relaxed);
-        }
-        drop(q);
-        Pushed::Queued { drive: was_empty }
-    }
-
-    /// Moves up to `out.len()` queued messages, and at most about `budget` payload bytes (at
-    /// least one, unless `out` is empty), into `out`; returns how many, and the close code if
-    /// the subscriber is to be closed for being slow (then nothing is moved).
-    pub(crate) fn take(
-        &self,
-        out: &mut [Option<PreparedMessage>],
-        budget: usize,
-    ) -> (usize, Option<CloseCode>) {
-        // Relaxed is enough: a push that this load misses stores `true` before it wakes the
-        // socket, and the wake-up makes the socket poll (and look) again.
-        if !self.pending.load(Relaxed) {
-            return (0, None);
-        }
-        let mut q = self.lock();
-        if let Some(code) = q.evict {
-            return (0, Some(code));
-        }
-        let mut n = 0;
-        let mut taken = 0;
-        while n < out.len() && (n == 0 || taken < budget) {
-            let Some(msg) = q.items.pop_front() else {
-                break;
-            };
-            taken += msg.payload_len();
-            out[n] = Some(msg);
-            n += 1;
-        }
-        q.bytes -= taken;
-        if q.items.is_empty() {
-            self.pending.store(false, Relaxed);
-        }
-        drop(q);
-        self.delivered.fetch_add(n as u64, Relaxed);
-        (n, None)
-    }
-
-    /// Whether something may wait (messages or an eviction): a hint without the lock, for a
-    /// socket polled with nothing for it.
+    /// Whether something may wait for the socket (messages or an eviction): a hint for a
+    /// socket polled by its application, read without locking the logs.
     #[inline]
     pub(crate) fn may_have_pending(&self) -> bool {
-        self.pending.load(Relaxed)
+        self.pending.load(Relaxed) || self.evicted.load(Relaxed)
     }
 
-    /// The socket ended: drop what is queued and refuse more.
+    /// Writes pending messages into `frames`, in the order they were published, while
+    /// `frames` has room (at least one message into an empty queue); `room` of `None` writes
+    /// nothing. `Err(code)`: the subscriber is to be closed with `code`.
+    fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode> {
+        if self.evicted.load(SeqCst) {
+            if let Some(code) = *lock(&self.evict) {
+                return Err(code);
+            }
+        }
+        let Some(room) = frames.room() else {
+            return Ok(());
+        };
+        let subs = lock(&self.subscriptions);
+        let n = deliver_from(&subs, self.id, room, frames, &self.pending);
+        drop(subs);
+        self.delivered.fetch_add(n, Relaxed);
+        Ok(())
+    }
+
+    /// The socket ended: nothing more is delivered, and its logs forget it.
     pub(crate) fn close(&self) {
-        let mut q = self.lock();
-        q.closed = true;
-        q.items.clear();
-        q.bytes = 0;
+        self.closed.store(true, SeqCst);
+        lock(&self.subscriptions).clear();
     }
 
     /// This subscriber's counters.
     pub(crate) fn stats(&self) -> MailboxStats {
-        let q = self.lock();
+        let (mut queued, mut queued_bytes) = (0, 0);
+        if !self.is_closed() {
+            for sub in lock(&self.subscriptions).iter() {
+                let (n, b) = sub.log.read().pending_for(sub.next.load(SeqCst), self.id);
+                queued += n;
+                queued_bytes += b;
+            }
+        }
         MailboxStats {
-            queued: q.items.len(),
-            queued_bytes: q.bytes,
+            queued,
+            queued_bytes,
             delivered: self.delivered.load(Relaxed),
-            dropped: q.dropped,
-            closed_as_slow: q.evict.is_some(),
+            dropped: self.dropped.load(Relaxed),
+            closed_as_slow: self.evicted.load(Relaxed),
         }
     }
+}
+
+/// Merges the logs of `subs` by publish order from each one's cursor, writing into `frames`
+/// until `room` bytes are written (at least one message); moves the cursors, and clears
+/// `pending` if everything was taken. Returns how many messages were written.
+fn deliver_from(
+    subs: &[Arc<Subscription>],
+    id: u64,
+    room: usize,
+    frames: &mut dyn Frames,
+    pending: &AtomicBool,
+) -> u64 {
+    /// Most subscribers read one to three logs (everyone, a topic, a key).
+    const INLINE: usize = 8;
+    // Every log is read-locked for the whole merge: a snapshot in which whatever one
+    // publisher appended to two logs is either both there or only the earlier one (it
+    // appended to the first before it could append to the second).
+    let mut rings = Vec::new();
+    let mut inline: [Option<std::sync::RwLockReadGuard<'_, Ring>>; INLINE] = Default::default();
+    let rings: &[Option<std::sync::RwLockReadGuard<'_, Ring>>] = if subs.len() <= INLINE {
+        for (slot, sub) in inline.iter_mut().zip(subs) {
+            *slot = Some(sub.log.read());
+        }
+        &inline[..subs.len()]
+    } else {
+        rings.extend(subs.iter().map(|sub| Some(sub.log.read())));
+        &rings
+    };
+    let mut cursors = [0u64; INLINE];
+    let mut more = Vec::new();
+    let cursors: &mut [u64] = if subs.len() <= INLINE {
+        &mut cursors[..subs.len()]
+    } else {
+        more.resize(subs.len(), 0);
+        &mut more
+    };
+    for ((cursor, sub), ring) in cursors.iter_mut().zip(subs).zip(rings) {
+        let next = sub.next.load(SeqCst);
+        let first = ring.as_ref().map_or(next, |r| r.first());
+        // Behind what the log holds: the rest was lost (`DropOldest`), counted by the
+        // publish that pushed it out.
+        *cursor = next.max(first);
+    }
+    let (mut written, mut bytes) = (0u64, 0usize);
+    while written == 0 || bytes < room {
+        // The oldest publish among the logs' next entries.
+        let mut best: Option<(usize, &Entry)> = None;
+        for (i, ring) in rings.iter().enumerate() {
+            if let Some(entry) = ring.as_ref().and_then(|r| r.get(cursors[i])) {
+                if best.is_none_or(|(_, b)| entry.seq < b.seq) {
+                    best = Some((i, entry));
+                }
+            }
+        }
+        let Some((i, entry)) = best else {
+            break;
+        };
+        cursors[i] += 1;
+        if entry.except == Some(id) {
+            continue;
+        }
+        entry.msg.write_to(frames);
+        written += 1;
+        bytes += entry.msg.payload_len();
+    }
+    let mut caught_up = true;
+    for ((cursor, sub), ring) in cursors.iter().zip(subs).zip(rings) {
+        sub.next.store(*cursor, SeqCst);
+        caught_up &= ring.as_ref().is_none_or(|r| *cursor >= r.tail());
+    }
+    if caught_up {
+        // Still holding the logs: a publish appends after this, then sets it again.
+        pending.store(false, SeqCst);
+    }
+    written
 }
 
 /// A snapshot of one subscriber's queue.
@@ -340,6 +401,11 @@ pub(crate) struct MailboxStats {
     pub(crate) delivered: u64,
     pub(crate) dropped: u64,
     pub(crate) closed_as_slow: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks leaves the state consistent: carry on after a panic.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Ends a socket's membership when the socket ends or is dropped.
@@ -355,11 +421,6 @@ pub(crate) struct Attachment {
     pub(crate) owner: Arc<dyn Detach>,
 }
 
-impl Attachment {
-    /// How many published messages are taken from the mailbox at once.
-    const BATCH: usize = 32;
-}
-
 impl Outbox for Attachment {
     #[inline]
     fn may_have_pending(&self) -> bool {
@@ -367,27 +428,7 @@ impl Outbox for Attachment {
     }
 
     fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode> {
-        let mut batch: [Option<PreparedMessage>; Self::BATCH] = Default::default();
-        loop {
-            let room = frames.room();
-            // Full, nothing is taken, but an eviction is still seen: the subscriber the hub
-            // found too slow is most often one whose write queue the peer stopped draining.
-            let take = if room.is_some() {
-                &mut batch[..]
-            } else {
-                &mut batch[..0]
-            };
-            let (n, evict) = self.mailbox.take(take, room.unwrap_or(0));
-            if let Some(code) = evict {
-                return Err(code);
-            }
-            for msg in batch[..n].iter_mut().filter_map(Option::take) {
-                msg.write_to(frames);
-            }
-            if room.is_none() || n < Self::BATCH {
-                return Ok(());
-            }
-        }
+        self.mailbox.deliver(frames)
     }
 }
 

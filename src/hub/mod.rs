@@ -4,16 +4,19 @@
 //! registered under an application key (a user id: one user, several tabs and devices), and
 //! receives what is published to its topics, to its key, or to everyone:
 //!
-//! - A message is encoded once ([`PreparedMessage`]) and queued for each subscriber as a
-//!   reference-counted frame: no copy, no second encoding, no compression per subscriber
-//!   (see [`PreparedMessage`] for what permessage-deflate allows).
+//! - A message is encoded once ([`PreparedMessage`]) and kept once, in its topic's log, at an
+//!   offset that rises by one per message; each subscriber reads the log from its own
+//!   position: no copy, no queue per subscriber, no second encoding, no compression per
+//!   subscriber (see [`PreparedMessage`] for what permessage-deflate allows). A subscriber of
+//!   several topics (and of its key, and of everyone) gets what one publisher published in the
+//!   order it was published.
 //! - Delivery needs no task per subscriber, and does not depend on the application: a few
 //!   drain tasks (one per core by default) write what is published into the subscribers'
 //!   sockets, many queued messages in one (vectored) write, whether the socket's handler reads,
 //!   sends, or awaits something else entirely. The application's own sends take turns with
 //!   the drain, so a message it sends after a publish goes out after it.
-//! - Each subscriber's queue is bounded, in messages and bytes; when a subscriber falls
-//!   behind, the hub's [`Overflow`] policy applies to that subscriber only. Publishing never
+//! - Each log is bounded, in messages and bytes; when a subscriber falls behind what the log
+//!   keeps, the hub's [`Overflow`] policy applies to that subscriber only. Publishing never
 //!   waits, so a slow subscriber never slows the publisher or the others. [`Hub::stats`] and
 //!   [`Member::stats`] count what was queued, dropped and closed.
 //! - With a [`Backplane`] (see [`backplane`]), publishes reach the subscribers on every
@@ -27,13 +30,15 @@
 //! Attaching moves the socket's connection (its IO and protocol state) behind a lock shared
 //! with the hub's drains; from then on each of the socket's own calls (`recv`, `send`, a
 //! stream or sink poll) takes that lock, uncontended unless a drain is writing to the same
-//! socket at that moment (tens of nanoseconds either way). A publish queues the message for
-//! each subscriber and puts the subscribers whose queue was empty on their shard's list; each
-//! shard's drain task (one per core by default: [`HubBuilder::drains`]) takes its list, and for
-//! each subscriber, under the socket's lock, writes its queue into the socket's write buffer
-//! and the buffer into the connection with one write. Whatever the connection does not take
-//! stays queued; the socket wakes the drain when it can take more, or when its close
-//! deadline comes.
+//! socket at that moment (tens of nanoseconds either way). A publish appends the message to
+//! its target's log (one lock, and one hub-wide sequence number for the order of publishes),
+//! then only marks each subscriber for its shard's drain (a flag; those not yet marked go on
+//! the shard's list, locked once per publish). Each shard's drain task (one per core by
+//! default: [`HubBuilder::drains`]) takes its list, and for each subscriber, under the
+//! socket's lock, writes what its logs hold past its positions (merged by publish order) into
+//! the socket's write buffer and the buffer into the connection with one write. Whatever the
+//! connection does not take stays behind; the socket wakes the drain when it can take more,
+//! or when its close deadline comes.
 //!
 //! Every transport takes this path: plain TCP from hyper's upgrade, TLS, an HTTP/2 stream
 //! (RFC 8441) and in-memory IO alike, since the drain writes through the socket's own
@@ -80,6 +85,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 pub mod backplane;
 mod drain;
+mod log;
 pub(crate) mod mailbox;
 mod prepared;
 mod topics;
@@ -90,7 +96,7 @@ pub use prepared::PreparedMessage;
 use crate::socket::outbox::Outbox;
 use backplane::{Backplane, Inbound};
 use drain::Shard;
-use mailbox::{Attachment, Bounds, Counters, Detach, Mailbox, Policy};
+use mailbox::{Attachment, Bounds, Detach, Mailbox, Policy};
 use topics::Subscribers;
 
 /// A subscriber's queue holds at most this many messages by default.
@@ -172,21 +178,38 @@ impl fmt::Debug for HubBuilder {
 }
 
 impl HubBuilder {
-    /// Each subscriber queues at most `messages` messages and `bytes` payload bytes (a single
-    /// larger message still goes into an empty queue). Defaults: 1024 messages, 4 MiB. At
-    /// least one message is allowed.
+    /// How far behind a subscriber may fall: each topic's log (and each key's, and
+    /// everyone's) keeps at most `messages` messages and `bytes` payload bytes not yet taken
+    /// by all its subscribers (a single larger message is still kept, alone). A subscriber
+    /// whose next message the log let go of is handled by the [`Overflow`] policy. Defaults:
+    /// 1024 messages, 4 MiB. At least one message is kept.
     ///
-    /// Memory: the queue holds references to shared messages, so its bytes are shared with
-    /// every other subscriber of the same messages; `bytes` bounds what one slow subscriber
-    /// keeps alive.
+    /// Memory: a message is kept once per log, whatever the number of subscribers; a log whose
+    /// subscribers keep up holds only what is being written, and `bytes` bounds what slow
+    /// subscribers keep alive, per log.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = tower_ws::hub::Hub::builder().queue_limits(256, 1 << 20).build();
+    /// # drop(hub);
+    /// ```
     pub fn queue_limits(mut self, messages: usize, bytes: usize) -> Self {
         self.bounds.messages = messages.max(1);
         self.bounds.bytes = bytes;
         self
     }
 
-    /// What happens to a subscriber whose queue is full (default:
-    /// [`Overflow::DropOldest`]).
+    /// What happens to a subscriber that falls behind (default: [`Overflow::DropOldest`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::{CloseCode, hub::{Hub, Overflow}};
+    ///
+    /// let hub = Hub::builder().overflow(Overflow::Close(CloseCode::TRY_AGAIN_LATER)).build();
+    /// # drop(hub);
+    /// ```
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.bounds.overflow = match overflow {
             Overflow::Close(code) if !code.is_sendable() => {
@@ -233,10 +256,7 @@ impl HubBuilder {
         let shared = Arc::new(Shared {
             node,
             next_id: AtomicU64::new(1),
-            policy: Arc::new(Policy {
-                bounds: self.bounds,
-                counters: Counters::default(),
-            }),
+            policy: Arc::new(Policy::new(self.bounds)),
             published: AtomicU64::new(0),
             remote: AtomicU64::new(0),
             everyone: RwLock::default(),
@@ -347,7 +367,7 @@ impl Hub {
         let shared = &self.shared;
         let shard = shared.shards[id as usize % shared.shards.len()].clone();
         let mailbox = sealed::Sealed::attach_with(socket, |link| {
-            let mailbox = Mailbox::new(id, shared.policy.clone(), link, shard);
+            let mailbox = Mailbox::new(id, link, shard);
             let attachment = Attachment {
                 mailbox: mailbox.clone(),
                 owner: shared.clone(),
@@ -356,7 +376,9 @@ impl Hub {
         });
         let first = {
             let mut everyone = write(&shared.everyone);
-            everyone.insert(&mailbox);
+            if let Some(sub) = everyone.insert(&mailbox) {
+                mailbox.add(sub);
+            }
             everyone.len() == 1
         };
         if first {
@@ -523,8 +545,8 @@ pub struct HubStats {
     pub received_from_nodes: u64,
     /// Deliveries queued for this node's subscribers (one message to 100 subscribers is 100).
     pub queued: u64,
-    /// Deliveries dropped by the overflow policy (including the queues of subscribers closed
-    /// for being slow).
+    /// Deliveries lost to the logs' bounds (a subscriber that fell behind), including what
+    /// subscribers closed for being slow had not taken.
     pub dropped: u64,
     /// Subscribers closed for being slow ([`Overflow::Close`]).
     pub closed_as_slow: u64,
@@ -547,7 +569,8 @@ pub struct HubStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MemberStats {
-    /// Messages queued and not yet taken by the socket.
+    /// Messages published to it and not yet taken by the socket (what its logs hold past its
+    /// positions).
     pub queued: usize,
     /// Their payload bytes.
     pub queued_bytes: usize,
@@ -627,9 +650,10 @@ impl Member {
                     (name.clone(), topics.entry(name).or_default())
                 }
             };
-            if !subscribers.insert(&self.mailbox) {
+            let Some(sub) = subscribers.insert(&self.mailbox) else {
                 return false;
-            }
+            };
+            self.mailbox.add(sub);
             (name, subscribers.len() == 1)
         };
         // Most sockets join one topic: no room reserved for more.
@@ -649,7 +673,9 @@ impl Member {
             return false;
         };
         membership.topics.swap_remove(at);
-        shared.leave_topic(topic, self.id());
+        if let Some(sub) = shared.leave_topic(topic, self.id()) {
+            self.mailbox.remove(&sub);
+        }
         true
     }
 
@@ -672,13 +698,17 @@ impl Member {
             return false;
         }
         if let Some(old) = membership.key.take() {
-            shared.leave_key(&old, self.id());
+            if let Some(sub) = shared.leave_key(&old, self.id()) {
+                self.mailbox.remove(&sub);
+            }
         }
         let key: Arc<str> = key.into();
         let first = {
             let mut keys = write(&shared.keys);
             let sockets = keys.entry(key.clone()).or_default();
-            sockets.insert(&self.mailbox);
+            if let Some(sub) = sockets.insert(&self.mailbox) {
+                self.mailbox.add(sub);
+            }
             sockets.len() == 1
         };
         membership.key = Some(key.clone());
@@ -769,11 +799,11 @@ impl Shared {
         match target {
             Target::Topic(t) => read(&self.topics)
                 .get(t)
-                .map_or(0, |s| s.publish(msg, except, &self.policy.counters)),
+                .map_or(0, |s| s.publish(msg, except, &self.policy)),
             Target::Key(k) => read(&self.keys)
                 .get(k)
-                .map_or(0, |s| s.publish(msg, except, &self.policy.counters)),
-            Target::Everyone => read(&self.everyone).publish(msg, except, &self.policy.counters),
+                .map_or(0, |s| s.publish(msg, except, &self.policy)),
+            Target::Everyone => read(&self.everyone).publish(msg, except, &self.policy),
         }
     }
 
@@ -816,40 +846,40 @@ impl Shared {
         }
     }
 
-    fn leave_topic(&self, topic: &str, id: u64) {
-        let last = {
+    /// Removes member `id` from `topic`; its subscription, if it had one.
+    fn leave_topic(&self, topic: &str, id: u64) -> Option<Arc<topics::Subscription>> {
+        let (sub, last) = {
             let mut topics = write(&self.topics);
-            let Some(subscribers) = topics.get_mut(topic) else {
-                return;
-            };
-            subscribers.remove(id);
+            let subscribers = topics.get_mut(topic)?;
+            let sub = subscribers.remove(id);
             let last = subscribers.is_empty();
             if last {
                 topics.remove(topic);
             }
-            last
+            (sub, last)
         };
         if last {
             self.stop_listening(&channel(Target::Topic(topic)));
         }
+        sub
     }
 
-    fn leave_key(&self, key: &str, id: u64) {
-        let last = {
+    /// Removes member `id` from `key`; its subscription, if it had one.
+    fn leave_key(&self, key: &str, id: u64) -> Option<Arc<topics::Subscription>> {
+        let (sub, last) = {
             let mut keys = write(&self.keys);
-            let Some(sockets) = keys.get_mut(key) else {
-                return;
-            };
-            sockets.remove(id);
+            let sockets = keys.get_mut(key)?;
+            let sub = sockets.remove(id);
             let last = sockets.is_empty();
             if last {
                 keys.remove(key);
             }
-            last
+            (sub, last)
         };
         if last {
             self.stop_listening(&channel(Target::Key(key)));
         }
+        sub
     }
 }
 
@@ -872,7 +902,7 @@ impl Detach for Shared {
         }
         let last = {
             let mut everyone = write(&self.everyone);
-            everyone.remove(id) && everyone.is_empty()
+            everyone.remove(id).is_some() && everyone.is_empty()
         };
         if last {
             self.stop_listening(EVERYONE);

@@ -1,17 +1,30 @@
-//! A set of subscribers (a topic's, a key's, or everyone attached): a vector to publish over,
-//! indexed by member id so that leaving is O(1) at any size.
+//! A target (a topic, a key, or everyone attached): its log, and its subscribers, each with its
+//! cursor into the log; a vector to publish over, indexed by member id so that leaving is O(1)
+//! at any size.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 
 use super::PreparedMessage;
 use super::drain::Shard;
-use super::mailbox::{Counters, Mailbox, Pushed};
-use std::sync::atomic::Ordering::Relaxed;
+use super::log::{Entry, Log};
+use super::mailbox::{Mailbox, Overflow, Policy};
+
+/// One subscriber's place in one target's log.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) log: Arc<Log>,
+    /// The offset of the next entry this subscriber takes. Moved forward only by the
+    /// subscriber's own delivery (under its mailbox's lock); read by publishers.
+    pub(crate) next: AtomicU64,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Subscribers {
-    list: Vec<Arc<Mailbox>>,
+    log: Arc<Log>,
+    list: Vec<Arc<Subscription>>,
     /// Member id → position in `list`.
     index: HashMap<u64, usize>,
 }
@@ -25,55 +38,97 @@ impl Subscribers {
         self.list.is_empty()
     }
 
-    /// Adds `mailbox`; `false` if it was there already.
-    pub(crate) fn insert(&mut self, mailbox: &Arc<Mailbox>) -> bool {
+    /// Adds `mailbox`, reading from what is published next; `None` if it was there already.
+    pub(crate) fn insert(&mut self, mailbox: &Arc<Mailbox>) -> Option<Arc<Subscription>> {
         if self.index.contains_key(&mailbox.id()) {
-            return false;
+            return None;
         }
+        let sub = Arc::new(Subscription {
+            mailbox: mailbox.clone(),
+            log: self.log.clone(),
+            next: AtomicU64::new(self.log.read().tail()),
+        });
         self.index.insert(mailbox.id(), self.list.len());
-        self.list.push(mailbox.clone());
-        true
+        self.list.push(sub.clone());
+        Some(sub)
     }
 
-    /// Removes the member `id`; `false` if it was not there.
-    pub(crate) fn remove(&mut self, id: u64) -> bool {
-        let Some(at) = self.index.remove(&id) else {
-            return false;
-        };
-        self.list.swap_remove(at);
+    /// Removes the member `id`; its subscription if it was there.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Arc<Subscription>> {
+        let at = self.index.remove(&id)?;
+        let sub = self.list.swap_remove(at);
         if let Some(moved) = self.list.get(at) {
-            self.index.insert(moved.id(), at);
+            self.index.insert(moved.mailbox.id(), at);
         }
         if self.list.is_empty() {
             // A topic that had 100,000 subscribers does not keep their room.
             self.list = Vec::new();
             self.index = HashMap::new();
         }
-        true
+        Some(sub)
     }
 
-    /// Queues `msg` for every subscriber but `except`, and has the drains of those whose
-    /// queue was empty drive them; returns how many queued it.
+    /// Appends `msg` to the log (in the hub's order of publishes), and has the drains of the
+    /// subscribers but `except` deliver it. Applies the overflow policy to subscribers the
+    /// log's bounds left behind. Returns how many subscribers will get it.
     pub(crate) fn publish(
         &self,
         msg: &PreparedMessage,
         except: Option<u64>,
-        counters: &Counters,
+        policy: &Policy,
     ) -> usize {
+        let appended = {
+            // One order for every publish of the hub, whatever its target: a subscriber
+            // reading several logs merges them by it.
+            let mut seq = policy.sequence();
+            *seq += 1;
+            self.log.append(
+                Entry {
+                    seq: *seq,
+                    msg: msg.clone(),
+                    except,
+                },
+                &policy.bounds,
+            )
+        };
+        let counters = &policy.counters;
         let mut queued = 0;
+        let mut taken = appended.offset;
         let mut dirty = Dirty::default();
-        for mailbox in &self.list {
-            if Some(mailbox.id()) == except {
+        for sub in &self.list {
+            let next = sub.next.load(SeqCst);
+            taken = taken.min(next);
+            let mailbox = &sub.mailbox;
+            if Some(mailbox.id()) == except || mailbox.is_closed() {
                 continue;
             }
-            let pushed = mailbox.push(msg);
-            if matches!(pushed, Pushed::Queued { .. }) {
-                queued += 1;
+            // Entries this subscriber had not taken, pushed out by this append.
+            let lost = appended
+                .evicted
+                .end
+                .saturating_sub(next.max(appended.evicted.start));
+            if lost > 0 {
+                if let Overflow::Close(code) = policy.bounds.overflow {
+                    let dropped = appended.offset + 1 - next;
+                    if mailbox.evict(code, dropped) {
+                        counters.dropped.fetch_add(dropped, Relaxed);
+                        counters.closed_slow.fetch_add(1, Relaxed);
+                        if mailbox.mark_dirty() {
+                            dirty.add(mailbox);
+                        }
+                    }
+                    continue;
+                }
+                mailbox.lost(lost);
+                counters.dropped.fetch_add(lost, Relaxed);
             }
-            if pushed.drive() && mailbox.mark_dirty() {
+            queued += 1;
+            mailbox.set_pending();
+            if !mailbox.is_blocked() && mailbox.mark_dirty() {
                 dirty.add(mailbox);
             }
         }
+        self.log.taken_before(taken);
         dirty.enqueue();
         counters.queued.fetch_add(queued as u64, Relaxed);
         queued

@@ -1,0 +1,232 @@
+//! A target's log: every message published to a topic (or to a key, or to everyone) is stored
+//! once, at an offset that rises by one per message, and each subscriber reads it through its
+//! own cursor ([`Subscription::next`](super::topics::Subscription)) instead of holding a queue
+//! of its own.
+//!
+//! The log keeps at most the hub's bounds (messages and payload bytes, at least the newest
+//! message): a subscriber whose next message was pushed out by the bounds has fallen behind,
+//! and the hub's [`Overflow`](super::Overflow) policy says what happens to it. Messages every
+//! subscriber has taken are dropped at the next publish, so a log whose subscribers keep up
+//! holds only what is in flight.
+//!
+//! Each entry also carries the hub-wide sequence number of its publish: a subscriber reading
+//! several logs (its topics, its key, everyone) merges them by it, so that what one publisher
+//! published in one order reaches every subscriber in that order.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::mailbox::Bounds;
+use super::prepared::PreparedMessage;
+
+/// One published message.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// The hub-wide order of publishes.
+    pub(crate) seq: u64,
+    pub(crate) msg: PreparedMessage,
+    /// The member that published it (all-but-sender): it does not get it.
+    pub(crate) except: Option<u64>,
+}
+
+/// The entries a log holds, from offset `first` on.
+#[derive(Debug, Default)]
+pub(crate) struct Ring {
+    first: u64,
+    entries: VecDeque<Entry>,
+    /// Payload bytes held.
+    bytes: usize,
+}
+
+impl Ring {
+    /// The offset of the oldest entry held.
+    pub(crate) fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The offset the next message will get.
+    pub(crate) fn tail(&self) -> u64 {
+        self.first + self.entries.len() as u64
+    }
+
+    /// The entry at `offset`, if held.
+    #[inline]
+    pub(crate) fn get(&self, offset: u64) -> Option<&Entry> {
+        let at = usize::try_from(offset.checked_sub(self.first)?).ok()?;
+        self.entries.get(at)
+    }
+
+    /// How many entries from `offset` on are for member `id`, and their payload bytes.
+    pub(crate) fn pending_for(&self, offset: u64, id: u64) -> (usize, usize) {
+        let from = usize::try_from(offset.saturating_sub(self.first)).unwrap_or(usize::MAX);
+        self.entries
+            .iter()
+            .skip(from)
+            .filter(|e| e.except != Some(id))
+            .fold((0, 0), |(n, b), e| (n + 1, b + e.msg.payload_len()))
+    }
+}
+
+/// What an append pushed out of the log because of its bounds: entries
+/// `evicted.start..evicted.end`, which subscribers still behind them have lost.
+#[derive(Debug, Clone)]
+pub(crate) struct Appended {
+    /// The new entry's offset.
+    pub(crate) offset: u64,
+    /// Entries pushed out by the bounds (not those every subscriber had taken).
+    pub(crate) evicted: std::ops::Range<u64>,
+}
+
+/// A target's log.
+#[derive(Debug, Default)]
+pub(crate) struct Log {
+    ring: RwLock<Ring>,
+    /// Every subscriber had taken the entries before this offset at the last publish: the
+    /// next append drops them.
+    taken: AtomicU64,
+}
+
+impl Log {
+    /// Appends `entry` under `bounds`: drops what every subscriber took, then (beyond the
+    /// bounds) the oldest entries, keeping at least the new one.
+    pub(crate) fn append(&self, entry: Entry, bounds: &Bounds) -> Appended {
+        let len = entry.msg.payload_len();
+        let mut ring = self.write();
+        let taken = self.taken.load(SeqCst);
+        while ring.first < taken {
+            if !ring.pop() {
+                break;
+            }
+        }
+        let start = ring.first;
+        while !ring.entries.is_empty()
+            && (ring.entries.len() >= bounds.messages || ring.bytes + len > bounds.bytes)
+        {
+            ring.pop();
+        }
+        let evicted = start..ring.first;
+        ring.bytes += len;
+        ring.entries.push_back(entry);
+        Appended {
+            offset: ring.tail() - 1,
+            evicted,
+        }
+    }
+
+    /// Every subscriber has taken the entries before `offset`.
+    pub(crate) fn taken_before(&self, offset: u64) {
+        self.taken.store(offset, SeqCst);
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Ring> {
+        // Every update is a push or a pop: consistent after a panic.
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Ring> {
+        self.ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Ring {
+    fn pop(&mut self) -> bool {
+        match self.entries.pop_front() {
+            Some(old) => {
+                self.bytes -= old.msg.payload_len();
+                self.first += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Overflow;
+
+    fn bounds(messages: usize, bytes: usize) -> Bounds {
+        Bounds {
+            messages,
+            bytes,
+            overflow: Overflow::DropOldest,
+        }
+    }
+
+    fn entry(seq: u64, len: usize) -> Entry {
+        Entry {
+            seq,
+            msg: PreparedMessage::binary(vec![0u8; len]),
+            except: None,
+        }
+    }
+
+    #[test]
+    fn offsets_rise_by_one_and_the_bounds_push_out_the_oldest() {
+        let log = Log::default();
+        let b = bounds(3, 1 << 20);
+        for seq in 0..3 {
+            let a = log.append(entry(seq, 10), &b);
+            assert_eq!(a.offset, seq);
+            assert!(a.evicted.is_empty());
+        }
+        let a = log.append(entry(3, 10), &b);
+        assert_eq!((a.offset, a.evicted), (3, 0..1));
+        let ring = log.read();
+        assert_eq!((ring.first(), ring.tail()), (1, 4));
+        assert_eq!(ring.get(0).map(|e| e.seq), None);
+        assert_eq!(ring.get(1).map(|e| e.seq), Some(1));
+        assert_eq!(ring.get(4).map(|e| e.seq), None);
+    }
+
+    #[test]
+    fn bytes_bound_the_log_but_the_newest_message_stays() {
+        let log = Log::default();
+        let b = bounds(100, 25);
+        log.append(entry(0, 10), &b);
+        log.append(entry(1, 10), &b);
+        let a = log.append(entry(2, 10), &b);
+        assert_eq!(a.evicted, 0..1);
+        let a = log.append(entry(3, 100), &b);
+        assert_eq!(a.evicted, 1..3);
+        let ring = log.read();
+        assert_eq!((ring.first(), ring.tail()), (3, 4));
+    }
+
+    #[test]
+    fn what_every_subscriber_took_is_dropped_without_counting_as_lost() {
+        let log = Log::default();
+        let b = bounds(3, 1 << 20);
+        for seq in 0..3 {
+            log.append(entry(seq, 10), &b);
+        }
+        log.taken_before(2);
+        let a = log.append(entry(3, 10), &b);
+        assert!(a.evicted.is_empty(), "{:?}", a.evicted);
+        let ring = log.read();
+        assert_eq!((ring.first(), ring.tail()), (2, 4));
+        assert_eq!(ring.pending_for(2, 7), (2, 20));
+    }
+
+    #[test]
+    fn a_members_own_messages_are_not_pending_for_it() {
+        let log = Log::default();
+        let b = bounds(10, 1 << 20);
+        log.append(entry(0, 5), &b);
+        log.append(
+            Entry {
+                except: Some(7),
+                ..entry(1, 5)
+            },
+            &b,
+        );
+        assert_eq!(log.read().pending_for(0, 7), (1, 5));
+        assert_eq!(log.read().pending_for(0, 8), (2, 10));
+    }
+}
