@@ -568,6 +568,34 @@ async fn a_publish_goes_out_before_what_the_application_sends_after_it() {
     }
 }
 
+#[tokio::test]
+async fn what_was_published_goes_out_before_the_applications_close() {
+    use futures_util::StreamExt;
+    use tower_ws::{Message, Role, WebSocket};
+
+    // One thread: the drain cannot run between the publish and the close, so the socket's
+    // own close must take what waits for it first.
+    let hub = Hub::new();
+    let (server, client) = tokio::io::duplex(1 << 16);
+    let mut ws = WebSocket::from_raw(server, Role::Server, &Config::default());
+    let mut peer = WebSocket::from_raw(client, Role::Client, &Config::default());
+    hub.attach(&mut ws).subscribe("news");
+    hub.publish("news", "last words");
+    // Queued at once, before anything else runs (`close` would do the same in its first poll).
+    let bye = Message::Close(Some(tower_ws::CloseFrame::new(CloseCode::NORMAL, "bye")));
+    futures_util::Sink::start_send(std::pin::Pin::new(&mut ws), bye).unwrap();
+    let closing = tokio::spawn(async move { ws.close(CloseCode::NORMAL, "").await });
+    let got = within(peer.next()).await.unwrap().unwrap();
+    assert_eq!(got.as_text(), Some("last words"));
+    let close = within(peer.next()).await.unwrap().unwrap();
+    assert!(
+        matches!(close, Message::Close(Some(ref f)) if f.reason == "bye"),
+        "{close:?}"
+    );
+    assert!(within(peer.next()).await.is_none());
+    within(closing).await.unwrap().unwrap();
+}
+
 #[cfg(feature = "deflate")]
 #[tokio::test]
 async fn prepared_messages_are_correct_with_and_without_context_takeover() {

@@ -6,6 +6,12 @@
 //! paused, so the target sees every `Pending` and every wake-up. Tasks: one for the whole socket;
 //! after a split, one per half (the crate's `ws.split()` or `futures_util::StreamExt::split`).
 //!
+//! With the setup's hub flag, the socket is attached to a `tower_ws::hub::Hub` and subscribed to
+//! one topic before the first step; steps publish to that topic between the others, and the
+//! hub's drain (a task the hub spawns on the runtime) writes the deliveries whenever the
+//! runtime runs its tasks (a drain step, a clock step, the end of the run), whatever the
+//! application's tasks are doing.
+//!
 //! Input: four config bytes (see `Setup::from`), then steps, one opcode byte each plus its
 //! arguments (see `Harness::step`), until the input runs out.
 //!
@@ -26,21 +32,29 @@
 //!   only sent well-formed frames, the messages received are the ones it sent, in order;
 //! - the bytes the socket writes decode cleanly as the peer (right masking, valid frames),
 //!   hold the application's messages in order, no data frame after a close, and only pongs
-//!   that echo a ping.
+//!   that echo a ping;
+//! - attached to a hub: a published message is written as a data frame with its payload, in
+//!   the data order above as if the application had sent it at the moment of the publish
+//!   (after everything the application queued before, before anything it sends after); one
+//!   not yet written when a close is queued may never be, and nothing is written after the
+//!   close frame. `buffered_amount()` may also hold the published messages not yet written
+//!   (the socket takes all that waits before a message of the application's own, whatever
+//!   the room). At the end of the run, once the drain has run: if the socket is still open
+//!   and writes are accepted, every published message has reached the peer and nothing is
+//!   left queued or was dropped (the queue bounds are never reached).
 
 #![no_main]
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::stream::FusedStream;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, Stream, StreamExt};
 use libfuzzer_sys::fuzz_target;
@@ -48,6 +62,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
 use tower_ws::__fuzz::{Agreed, Deflater, FrameDecoder, Inflater, websocket_with_deflate};
+use tower_ws::hub::{Hub, Member, Overflow, PreparedMessage};
 use tower_ws::{
     CloseCode, CloseFrame, Config, Error, Message, ReadHalf, Role, WebSocket, WriteHalf,
 };
@@ -60,7 +75,13 @@ const CONTROL_SLACK: usize = 4 * (125 + 14);
 /// Timers fire on the first millisecond tick at or after their deadline.
 const TIMER_SLACK: Duration = Duration::from_millis(10);
 const MAX_STEPS: usize = 400;
+/// Opcodes: a step's byte is taken modulo this (see `Harness::step`).
+const OPS: u8 = 30;
 const MAX_DELIVERED: usize = 2 << 20;
+/// The topic the socket subscribes to when attached to a hub.
+const TOPIC: &str = "t";
+/// Times the runtime's tasks (the hub's drain) get to run at a drain step.
+const DRAIN_YIELDS: usize = 8;
 
 fn trace() -> bool {
     std::env::var_os("SOCKET_FUZZ_TRACE").is_some()
@@ -137,8 +158,16 @@ impl IoState {
     }
 }
 
+/// Shared with the socket, and through it with the hub's drain (a task on the runtime), so
+/// `Send`: behind a mutex, locked only for one call (never across a poll of the socket).
 #[derive(Clone, Default)]
-struct Io(Rc<RefCell<IoState>>);
+struct Io(Arc<Mutex<IoState>>);
+
+impl Io {
+    fn state(&self) -> MutexGuard<'_, IoState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 impl AsyncRead for Io {
     fn poll_read(
@@ -146,7 +175,7 @@ impl AsyncRead for Io {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let mut s = self.0.borrow_mut();
+        let mut s = self.state();
         if s.broken {
             return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
         }
@@ -166,7 +195,7 @@ impl AsyncRead for Io {
 
 impl Io {
     fn write_with(&self, cx: &Context<'_>, bufs: &[&[u8]]) -> Poll<io::Result<usize>> {
-        let mut s = self.0.borrow_mut();
+        let mut s = self.state();
         if s.broken || s.shut_down {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
@@ -218,18 +247,18 @@ impl AsyncWrite for Io {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.borrow().vectored
+        self.state().vectored
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.0.borrow().broken {
+        if self.state().broken {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut s = self.0.borrow_mut();
+        let mut s = self.state();
         if s.broken {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
@@ -463,13 +492,15 @@ struct Setup {
     config: Config,
     deflate: Option<Agreed>,
     vectored: bool,
+    /// Attach the socket to a hub, subscribed to `TOPIC`, before the first step.
+    hub: bool,
 }
 
 impl Setup {
-    /// Four bytes: flags (1 client, 2 deflate, 4 vectored writes, 8 keepalive, 0x40 no context
-    /// takeover), sizes (write buffer, high-water mark, read buffer, limits, 0x80 unmasked
-    /// frames accepted), times (close timeout, keepalive interval), and more (pong timeout,
-    /// window bits, 0x80 compression threshold 0).
+    /// Four bytes: flags (1 client, 2 deflate, 4 vectored writes, 8 keepalive, 0x20 attached to
+    /// a hub, 0x40 no context takeover; 0x10 and 0x80 unused), sizes (write buffer, high-water
+    /// mark, read buffer, limits, 0x80 unmasked frames accepted), times (close timeout,
+    /// keepalive interval), and more (pong timeout, window bits, 0x80 compression threshold 0).
     fn from(r: &mut Reader<'_>) -> Self {
         let flags = r.u8();
         let sizes = r.u8();
@@ -508,12 +539,40 @@ impl Setup {
             config,
             deflate,
             vectored: flags & 4 != 0,
+            hub: flags & 0x20 != 0,
         }
     }
 }
 
 // ------------------------------------------------------------------------------------------
 // The harness.
+
+/// A data message the socket is to write, in the order it must go out.
+struct Sent {
+    msg: Message,
+    /// Published to the hub (not sent by the application).
+    published: bool,
+}
+
+/// A data message `SplitSink` may have handed to the socket while `Pending` (taken as
+/// submitted then), or may still hold: it reaches the socket when it is handed over, so the
+/// messages published in the meantime may go out before it. The model keeps it at `at` in
+/// `sent`; it may come after up to `past` of the published messages that follow it.
+#[derive(Debug)]
+struct Float {
+    at: usize,
+    past: usize,
+    /// Still unknown whether it was handed over: a publish now may go out before it.
+    open: bool,
+}
+
+/// The hub the socket is attached to (setup flag 0x20), kept alive for the run.
+struct Attached {
+    hub: Hub,
+    member: Member,
+    /// Publishes the hub queued for the socket.
+    queued: u64,
+}
 
 struct Harness<'rt> {
     rt: &'rt Runtime,
@@ -530,11 +589,14 @@ struct Harness<'rt> {
     /// The largest frame the application submitted, with header and compression overhead.
     largest_frame: usize,
     deflate: bool,
-    /// Messages the application submitted (accepted by `start_send`).
-    submitted: Vec<Message>,
+    /// The data messages the application submitted (accepted by `start_send`), and the
+    /// messages the hub queued for the socket, each where it was published.
+    sent: Vec<Sent>,
+    /// Data messages of `sent` whose place among the publishes after them is not known yet.
+    floats: VecDeque<Float>,
     /// A message `SplitSink` took and may not have handed to the socket yet.
     slot: Option<Message>,
-    /// `submitted` holds exactly what the socket got.
+    /// `sent` holds exactly what the socket got, in order (up to `floats`).
     sent_exact: bool,
     app_pongs: Vec<Bytes>,
     /// `SplitSink` returned `Pending` holding an item, which may have reached the socket.
@@ -548,6 +610,12 @@ struct Harness<'rt> {
     got_close: bool,
     errored: bool,
     ended: bool,
+    hub: Option<Attached>,
+    /// What the published messages the peer has not received may take in the write queue
+    /// (each one's frame, with header and compression overhead): the socket takes everything
+    /// published before a message of the application's own, whatever the room. Counted down
+    /// as the peer receives them while `sent_exact`.
+    hub_unseen: usize,
 }
 
 impl Harness<'_> {
@@ -584,7 +652,7 @@ impl Harness<'_> {
             return;
         }
         self.peer.delivered += bytes.len();
-        let mut s = self.io.0.borrow_mut();
+        let mut s = self.io.state();
         s.inbound.extend(bytes);
         s.read_changed();
     }
@@ -664,7 +732,7 @@ impl Harness<'_> {
 
     /// Decodes what the socket wrote, as the peer, and checks it.
     fn drain_outbound(&mut self) {
-        let bytes = std::mem::take(&mut self.io.0.borrow_mut().outbound);
+        let bytes = std::mem::take(&mut self.io.state().outbound);
         if bytes.is_empty() {
             return;
         }
@@ -687,7 +755,15 @@ impl Harness<'_> {
                     && s.is_ping() == msg.is_ping()
                     && (s.is_text() || s.is_binary()) == (msg.is_text() || msg.is_binary())
             };
-            if self.slot.as_ref().is_some_and(same_kind) {
+            // Attached to a hub, a data message the peer gets may be a published one, while the
+            // slot's is not handed over before the sink's next poll (which settles the slot).
+            let published_maybe =
+                |s: &Message| self.hub.is_some() && (s.is_text() || s.is_binary());
+            if self
+                .slot
+                .as_ref()
+                .is_some_and(|s| same_kind(s) && !published_maybe(s))
+            {
                 self.slot_flushed();
             }
             match &msg {
@@ -697,17 +773,9 @@ impl Harness<'_> {
                         "the socket sent data after its close frame"
                     );
                     let i = self.peer.received.len();
-                    let mut data = self
-                        .submitted
-                        .iter()
-                        .filter(|m| m.is_text() || m.is_binary());
-                    let expected = data.nth(i);
-                    assert!(
-                        !self.sent_exact || expected == Some(&msg),
-                        "the socket's data message #{i} is not the application's: sent {:x?}, peer got {:x?}",
-                        expected.map(|m| m.clone().into_data()),
-                        msg.clone().into_data()
-                    );
+                    if self.sent_exact {
+                        self.expect_data(i, &msg);
+                    }
                     self.peer.received.push(msg);
                 }
                 Message::Pong(payload) => {
@@ -728,6 +796,180 @@ impl Harness<'_> {
         }
     }
 
+    /// The peer got `msg` as the socket's data message #`i`: it must be the one `sent` has
+    /// there, or, for a message that may float past publishes, the next publish.
+    fn expect_data(&mut self, i: usize, msg: &Message) {
+        let data = |m: &Message| m.clone().into_data();
+        let at = |sent: &[Sent], i: usize| sent.get(i).map(|s| s.msg.clone());
+        match self.floats.front_mut().filter(|f| f.at == i) {
+            Some(f) => {
+                if at(&self.sent, i).as_ref() == Some(msg) {
+                    // There it is: whatever is published from now on goes after it.
+                    self.floats.pop_front();
+                } else if f.past > 0 && at(&self.sent, i + 1).as_ref() == Some(msg) {
+                    log!("  a publish went out before the message SplitSink held");
+                    self.sent.swap(i, i + 1);
+                    f.at += 1;
+                    f.past -= 1;
+                    if f.past == 0 && !f.open {
+                        self.floats.pop_front();
+                    }
+                } else {
+                    panic!(
+                        "the socket's data message #{i} is neither the application's message \
+                         {:x?} nor one of the {} published after it (next {:x?}): peer got {:x?}",
+                        at(&self.sent, i).map(|m| data(&m)),
+                        f.past,
+                        at(&self.sent, i + 1).map(|m| data(&m)),
+                        data(msg)
+                    );
+                }
+            }
+            None => {
+                let expected = self.sent.get(i);
+                assert!(
+                    expected.is_some_and(|s| &s.msg == msg),
+                    "the socket's data message #{i} is not the {}: sent {:x?}, peer got {:x?}",
+                    match expected {
+                        Some(s) if s.published => "one published to the hub",
+                        _ => "application's",
+                    },
+                    expected.map(|s| data(&s.msg)),
+                    data(msg)
+                );
+            }
+        }
+        if self.sent[i].published {
+            self.hub_unseen = self.hub_unseen.saturating_sub(self.frame_bound(msg.len()));
+        }
+    }
+
+    /// The most a data message of `len` bytes takes in the write queue: header (with a mask)
+    /// and compression overhead.
+    fn frame_bound(&self, len: usize) -> usize {
+        let overhead = if self.deflate { len / 8 + 64 } else { 0 };
+        len + 14 + overhead
+    }
+
+    // --- the hub ---
+
+    /// Publishes a message of `len` bytes to the socket's topic (when attached).
+    fn publish(&mut self, binary_msg: bool, len: usize, seed: u8) {
+        if self.hub.is_none() {
+            return;
+        }
+        let (msg, prepared) = if binary_msg {
+            let data = binary(len, seed);
+            (Message::binary(data.clone()), PreparedMessage::binary(data))
+        } else {
+            let t = text(len, seed);
+            (Message::text(t.clone()), PreparedMessage::text(t))
+        };
+        // A socket surely still attached: open, no close either way, its IO never failed.
+        let attached = match &self.mode {
+            Mode::Whole(ws) => {
+                let state = format!("{ws:?}");
+                let io = self.io.state();
+                state.contains("close_sent: false")
+                    && state.contains("close_received: false")
+                    && !ws.is_terminated()
+                    && !io.broken
+                    && !io.shut_down
+            }
+            _ => false,
+        };
+        let a = self.hub.as_mut().expect("attached");
+        let queued = a.hub.publish(TOPIC, prepared);
+        log!("  published {:?}: queued for {queued}", msg);
+        assert!(queued <= 1, "one subscriber, {queued} deliveries");
+        assert!(
+            queued == 1 || !attached,
+            "a publish to the topic of an open socket was not queued for it"
+        );
+        if queued == 0 {
+            // The socket ended and left the hub: it never gets this one.
+            return;
+        }
+        a.queued += 1;
+        self.hub_unseen += self.frame_bound(msg.len());
+        if let Some(f) = self.floats.back_mut().filter(|f| f.open) {
+            f.past += 1;
+        }
+        self.sent.push(Sent {
+            msg,
+            published: true,
+        });
+    }
+
+    /// Lets the runtime run its spawned tasks (the hub's drain), without moving the clock.
+    fn run_tasks(&mut self) {
+        let before = self.now();
+        self.rt.block_on(async {
+            for _ in 0..DRAIN_YIELDS {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert_eq!(self.now(), before, "running the tasks moved the clock");
+    }
+
+    /// The end of the run: once the drain has run, a socket still open whose writes are
+    /// accepted has written every published message.
+    fn check_hub_delivered(&mut self) {
+        if self.hub.is_none() {
+            return;
+        }
+        self.run_tasks();
+        self.drain_outbound();
+        self.check_whole();
+        let Mode::Whole(ws) = &self.mode else {
+            unreachable!("reunited")
+        };
+        let state = format!("{ws:?}");
+        let open = state.contains("close_sent: false")
+            && state.contains("close_received: false")
+            && !ws.is_terminated()
+            && !self.ended
+            && !self.errored
+            && self.closing_since.is_none();
+        let writable = {
+            let io = self.io.state();
+            io.credit.is_none() && !io.broken && !io.shut_down
+        };
+        let a = self.hub.as_ref().expect("attached");
+        let stats = a.member.stats();
+        log!(
+            "  hub: {stats:?}, {} published, open {open}, writable {writable}",
+            a.queued
+        );
+        assert_eq!(
+            stats.dropped, 0,
+            "the hub dropped a delivery under bounds never reached"
+        );
+        assert!(!stats.closed_as_slow);
+        if !open || !writable {
+            return;
+        }
+        assert_eq!(
+            stats.queued, 0,
+            "published messages still queued for an open socket whose writes are accepted, \
+             after the drain ran"
+        );
+        assert_eq!(
+            stats.delivered, a.queued,
+            "not every queued publish was taken"
+        );
+        // The last publish and everything before it (unless the model lost track).
+        let last = self.sent.iter().rposition(|s| s.published);
+        if let Some(last) = last.filter(|_| self.sent_exact) {
+            assert!(
+                self.peer.received.len() > last,
+                "published message #{last} of the socket's data never reached the peer (it got \
+                 {} data messages), though the socket is open and writable and the drain ran",
+                self.peer.received.len()
+            );
+        }
+    }
+
     // --- the application's side ---
 
     /// `start_send` took `msg`.
@@ -742,6 +984,12 @@ impl Harness<'_> {
             if self.slot.is_some() {
                 self.sent_exact = false;
             }
+            // Likewise an item taken as submitted on `Pending` (`handed_maybe`) may still be
+            // held, and dropped now. Without a hub that changes no data order (the item
+            // replacing it is a close frame), so only the hub's runs stop expecting it.
+            if self.handed_maybe && self.hub.is_some() {
+                self.sent_exact = false;
+            }
             self.slot = Some(msg.clone());
         } else {
             self.on_submitted(msg);
@@ -751,6 +999,7 @@ impl Harness<'_> {
     /// A sink poll of `SplitSink` returned `Ready(Ok)`: its slot went to the socket.
     fn slot_flushed(&mut self) {
         self.handed_maybe = false;
+        self.settle_float();
         if let Some(msg) = self.slot.take() {
             self.on_submitted(&msg);
         }
@@ -768,6 +1017,14 @@ impl Harness<'_> {
         if let (Mode::Futures(..), Some(msg)) = (&self.mode, &self.slot) {
             if !matches!(msg, Message::Close(_)) {
                 let msg = self.slot.take().expect("just seen");
+                if self.hub.is_some() && (msg.is_text() || msg.is_binary()) {
+                    // Until it is handed over, what is published goes out before it.
+                    self.floats.push_back(Float {
+                        at: self.sent.len(),
+                        past: 0,
+                        open: true,
+                    });
+                }
                 self.on_submitted(&msg);
                 self.handed_maybe = true;
             }
@@ -782,6 +1039,18 @@ impl Harness<'_> {
         if self.slot.take().is_some() || std::mem::take(&mut self.handed_maybe) {
             self.sent_exact = false;
         }
+        self.settle_float();
+    }
+
+    /// The item taken as submitted on `Pending` is known to be the socket's now (or lost): no
+    /// later publish can go out before it.
+    fn settle_float(&mut self) {
+        if let Some(f) = self.floats.back_mut().filter(|f| f.open) {
+            f.open = false;
+            if f.past == 0 {
+                self.floats.pop_back();
+            }
+        }
     }
 
     /// The socket has `msg`.
@@ -789,9 +1058,12 @@ impl Harness<'_> {
         match msg {
             Message::Pong(p) => self.app_pongs.push(p.clone()),
             Message::Close(_) => self.start_closing("the application sent a close frame"),
-            _ => {}
+            Message::Text(_) | Message::Binary(_) => self.sent.push(Sent {
+                msg: msg.clone(),
+                published: false,
+            }),
+            Message::Ping(_) => {}
         }
-        self.submitted.push(msg.clone());
     }
 
     fn on_item(&mut self, item: Option<Result<Message, Error>>) {
@@ -839,7 +1111,7 @@ impl Harness<'_> {
         let waker = self.tasks[t].waker.clone();
         let mut cx = Context::from_waker(&waker);
         self.tasks[t].polled_at = self.tasks[t].counter.0.load(Ordering::SeqCst);
-        let registered_before = self.io.0.borrow().registered;
+        let registered_before = self.io.state().registered;
         let bound = self.close_deadline(t, &op);
         log!("  poll {} {:?}", self.task_name(t), op);
         let remaining = self.poll_op(op, &mut cx);
@@ -860,7 +1132,7 @@ impl Harness<'_> {
             );
         }
         self.after_poll();
-        let io = self.io.0.borrow();
+        let io = self.io.state();
         let task = &mut self.tasks[t];
         match remaining {
             Some(op) => {
@@ -954,8 +1226,12 @@ impl Harness<'_> {
                 }
             },
             Op::Close => {
-                // `SplitSink` first hands over the item it holds, which may wait.
-                if !matches!(self.mode, Mode::Futures(..)) || self.slot.is_none() {
+                // `SplitSink` first hands over the item it holds, which may wait (for room in
+                // the socket's queue, with no deadline: no close was queued yet), including
+                // one taken as submitted on `Pending` (`handed_maybe`).
+                if !matches!(self.mode, Mode::Futures(..))
+                    || (self.slot.is_none() && !self.handed_maybe)
+                {
                     self.start_closing("the application closes");
                 }
                 // `WebSocket`'s `poll_close` reads until the peer's close, dropping messages.
@@ -992,13 +1268,14 @@ impl Harness<'_> {
             return;
         };
         let buffered = ws.buffered_amount();
-        let bound = self.high_water + self.largest_frame + CONTROL_SLACK;
+        let bound = self.high_water + self.largest_frame + CONTROL_SLACK + self.hub_unseen;
         assert!(
             buffered <= bound,
             "buffered_amount {buffered} over {bound} (high-water mark {}, largest message \
-             frame {})",
+             frame {}, published and not yet received {})",
             self.high_water,
-            self.largest_frame
+            self.largest_frame,
+            self.hub_unseen
         );
         // The socket queued a close frame by itself (a violation, the peer's close).
         if format!("{ws:?}").contains("close_sent: true") {
@@ -1028,7 +1305,7 @@ impl Harness<'_> {
             if task.woken() {
                 continue;
             }
-            let io = self.io.0.borrow();
+            let io = self.io.state();
             let owed: Vec<usize> = (0..2)
                 .filter(|&d| wait.registered[d] && io.ready[d] > wait.epoch[d])
                 .collect();
@@ -1081,10 +1358,20 @@ impl Harness<'_> {
     }
 
     fn reunite(&mut self) {
-        if self.slot.take().is_some() {
+        if let Some(msg) = self.slot.take() {
             // `SplitSink` may still hold it (reuniting drops it) or may have handed it over.
+            // A data message it took since its last poll is still held (only a poll of the
+            // sink hands it over, and each one settles the slot): dropped, never submitted;
+            // with a hub, the model stays exact for what is published.
+            if !(self.hub.is_some() && (msg.is_text() || msg.is_binary())) {
+                self.sent_exact = false;
+            }
+        }
+        if std::mem::take(&mut self.handed_maybe) {
+            // Taken as submitted on `Pending`, it may still be in `SplitSink`, which drops it.
             self.sent_exact = false;
         }
+        self.settle_float();
         self.tasks[0].cancel();
         self.tasks[1].cancel();
         self.mode = match std::mem::replace(&mut self.mode, Mode::Gone) {
@@ -1118,7 +1405,7 @@ impl Harness<'_> {
         Some(CloseFrame::new(CloseCode::from(code), reason))
     }
 
-    /// One step of the script: an opcode byte (taken modulo 28), then its arguments.
+    /// One step of the script: an opcode byte (taken modulo `OPS`, 30), then its arguments.
     ///
     /// | op | step | arguments |
     /// |----|------|-----------|
@@ -1146,10 +1433,12 @@ impl Harness<'_> {
     /// | 25 | reads return at most n bytes (0: no limit) | n |
     /// | 26 | the application sends a ping | size |
     /// | 27 | `while let Some(msg) = next()`: poll until it waits | count / 4 |
+    /// | 28 | the hub publishes to the socket's topic (attached only) | kind (bit 0 binary, bit 1 size u16), seed, size (u8, or u16 with bit 1) |
+    /// | 29 | the runtime runs its spawned tasks: the hub's drain (attached only) | |
     fn step(&mut self, r: &mut Reader<'_>) {
         let op = r.u8();
         log!("step {op} (at {:?})", self.now() - self.start);
-        match op % 28 {
+        match op % OPS {
             0 => {
                 let n = usize::from(r.u8());
                 let bytes = r.bytes(n).to_vec();
@@ -1160,7 +1449,7 @@ impl Harness<'_> {
                 let len = usize::from(r.u16());
                 let seed = r.u8();
                 let how = r.u8();
-                let msg = if op % 28 == 1 {
+                let msg = if op % OPS == 1 {
                     Message::text(text(len, seed))
                 } else {
                     Message::binary(binary(len, seed))
@@ -1209,30 +1498,30 @@ impl Harness<'_> {
             }
             7 => {
                 self.peer.eof = true;
-                let mut s = self.io.0.borrow_mut();
+                let mut s = self.io.state();
                 s.eof = true;
                 s.read_changed();
             }
-            8 => self.io.0.borrow_mut().read_blocked = true,
+            8 => self.io.state().read_blocked = true,
             9 => {
-                let mut s = self.io.0.borrow_mut();
+                let mut s = self.io.state();
                 s.read_blocked = false;
                 s.read_changed();
             }
             10 => {
                 let n = usize::from(r.u16());
-                let mut s = self.io.0.borrow_mut();
+                let mut s = self.io.state();
                 s.credit = Some(s.credit.map_or(n, |c| c + n));
                 s.write_changed();
             }
             11 => {
-                let mut s = self.io.0.borrow_mut();
+                let mut s = self.io.state();
                 s.credit = None;
                 s.write_changed();
             }
-            12 => self.io.0.borrow_mut().credit = Some(0),
+            12 => self.io.state().credit = Some(0),
             13 => {
-                let mut s = self.io.0.borrow_mut();
+                let mut s = self.io.state();
                 s.broken = true;
                 s.fire(READ);
                 s.fire(WRITE);
@@ -1248,7 +1537,7 @@ impl Harness<'_> {
                 let msg = self.app_message(r);
                 self.tasks[0].set_op(Op::Send {
                     msg,
-                    flush: op % 28 == 16,
+                    flush: op % OPS == 16,
                 });
                 self.poll_task(0);
             }
@@ -1301,7 +1590,22 @@ impl Harness<'_> {
                 self.poll_task(t);
             }
             24 => self.settle(),
-            25 => self.io.0.borrow_mut().read_chunk = usize::from(r.u8() % 17),
+            25 => self.io.state().read_chunk = usize::from(r.u8() % 17),
+            28 => {
+                let kind = r.u8();
+                let seed = r.u8();
+                let len = if kind & 2 != 0 {
+                    usize::from(r.u16())
+                } else {
+                    usize::from(r.u8())
+                };
+                self.publish(kind & 1 != 0, len, seed);
+            }
+            29 => {
+                if self.hub.is_some() {
+                    self.run_tasks();
+                }
+            }
             27 => {
                 // `while let Some(msg) = ws.next().await`: receive until it would wait.
                 let count = 1 + usize::from(r.u8()) * 4;
@@ -1345,11 +1649,26 @@ fuzz_target!(|data: &[u8]| {
     let _entered = rt.enter();
 
     let io = Io::default();
-    io.0.borrow_mut().vectored = setup.vectored;
-    let ws = match setup.deflate {
+    io.state().vectored = setup.vectored;
+    let mut ws = match setup.deflate {
         Some(agreed) => websocket_with_deflate(io.clone(), setup.role, &setup.config, Some(agreed)),
         None => WebSocket::from_raw(io.clone(), setup.role, &setup.config),
     };
+    let hub = setup.hub.then(|| {
+        // Bounds no script reaches (400 publishes of at most 64 KiB): nothing is dropped.
+        let hub = Hub::builder()
+            .queue_limits(1 << 20, 1 << 30)
+            .overflow(Overflow::DropOldest)
+            .drains(1)
+            .build();
+        let member = hub.attach(&mut ws);
+        assert!(member.subscribe(TOPIC));
+        Attached {
+            hub,
+            member,
+            queued: 0,
+        }
+    });
     let peer_role = match setup.role {
         Role::Server => Role::Client,
         Role::Client => Role::Server,
@@ -1389,7 +1708,8 @@ fuzz_target!(|data: &[u8]| {
         high_water: config.max_write_buffer_size.max(config.write_buffer_size),
         largest_frame: 0,
         deflate: setup.deflate.is_some(),
-        submitted: Vec::new(),
+        sent: Vec::new(),
+        floats: VecDeque::new(),
         slot: None,
         sent_exact: true,
         app_pongs: Vec::new(),
@@ -1400,6 +1720,8 @@ fuzz_target!(|data: &[u8]| {
         got_close: false,
         errored: false,
         ended: false,
+        hub,
+        hub_unseen: 0,
     };
     let mut steps = 0;
     while !r.0.is_empty() && steps < MAX_STEPS {
@@ -1408,4 +1730,5 @@ fuzz_target!(|data: &[u8]| {
     }
     h.settle();
     h.reunite();
+    h.check_hub_delivered();
 });

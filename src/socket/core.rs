@@ -417,6 +417,9 @@ impl Core {
     /// bytes; [`ErrorKind::Closed`] once a close went either way. Nothing is queued then.
     fn try_send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), ErrorKind> {
         proto::close::check(frame)?;
+        // What was published to the socket before goes out before the close, as before any
+        // message of the application's.
+        self.deliver_before_send();
         self.state.close()?;
         self.queue_close(frame);
         Ok(())
