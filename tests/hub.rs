@@ -438,6 +438,48 @@ async fn what_one_publisher_sends_to_topics_a_key_and_everyone_arrives_in_its_or
     within(reader).await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_across_logs_holds_while_drains_run_on_other_threads() {
+    // As above, with the publisher on its own thread and the drains on two workers, each
+    // reading the logs while the publisher appends to them.
+    let hub = Hub::builder().drains(2).build();
+    let two_topics: Join = Arc::new(|me: &Member| {
+        me.subscribe("a");
+        me.subscribe("b");
+    });
+    let (addr, mut joined, _left) = hub_server(&hub, Config::default(), two_topics).await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(join(addr, &mut joined).await.0);
+    }
+    const N: u32 = 2_000;
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                for expected in 0..N {
+                    let frame = client.read_frame().await.expect("ended");
+                    assert_eq!(frame.opcode(), 2);
+                    let seq = u32::from_be_bytes(frame.payload[..4].try_into().unwrap());
+                    assert_eq!(seq, expected, "out of order");
+                }
+            })
+        })
+        .collect();
+    let publisher = hub.clone();
+    tokio::task::spawn_blocking(move || {
+        for seq in 0..N {
+            let topic = if seq % 3 == 0 { "a" } else { "b" };
+            assert_eq!(publisher.publish(topic, seq.to_be_bytes().to_vec()), 4);
+        }
+    })
+    .await
+    .unwrap();
+    for reader in readers {
+        within(reader).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn the_drain_writes_into_an_http2_stream_too() {
     use tower::Layer;

@@ -85,6 +85,8 @@ pub(crate) struct Log {
     /// Every subscriber had taken the entries before this offset at the last publish: the
     /// next append drops them.
     taken: AtomicU64,
+    /// The ring's tail, readable without the lock (stored under it, after each append).
+    tail: AtomicU64,
 }
 
 impl Log {
@@ -108,10 +110,17 @@ impl Log {
         let evicted = start..ring.first;
         ring.bytes += len;
         ring.entries.push_back(entry);
+        self.tail.store(ring.tail(), SeqCst);
         Appended {
             offset: ring.tail() - 1,
             evicted,
         }
+    }
+
+    /// The offset the next message will get (as [`Ring::tail`], without the lock).
+    #[inline]
+    pub(crate) fn tail(&self) -> u64 {
+        self.tail.load(SeqCst)
     }
 
     /// Every subscriber has taken the entries before `offset`.

@@ -8,7 +8,7 @@
 //! one way (hub → socket).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, Weak};
 use std::task::{Context, Waker};
 
 use super::drain::{DrainWaker, Shard};
@@ -212,7 +212,7 @@ impl Mailbox {
     pub(crate) fn set_pending(&self) {
         // As in `mark_dirty`: a delivery clears it while it holds the logs, so after this
         // publish's append, a `true` read here is current.
-        if !self.pending.load(Relaxed) {
+        if !self.pending.load(SeqCst) {
             self.pending.store(true, SeqCst);
         }
     }
@@ -330,27 +330,52 @@ fn deliver_from(
 ) -> u64 {
     /// Most subscribers read one to three logs (everyone, a topic, a key).
     const INLINE: usize = 8;
-    // Every log is read-locked for the whole merge: a snapshot in which whatever one
-    // publisher appended to two logs is either both there or only the earlier one (it
-    // appended to the first before it could append to the second).
-    let mut rings = Vec::new();
-    let mut inline: [Option<std::sync::RwLockReadGuard<'_, Ring>>; INLINE] = Default::default();
-    let rings: &[Option<std::sync::RwLockReadGuard<'_, Ring>>] = if subs.len() <= INLINE {
-        for (slot, sub) in inline.iter_mut().zip(subs) {
-            *slot = Some(sub.log.read());
-        }
-        &inline[..subs.len()]
-    } else {
-        rings.extend(subs.iter().map(|sub| Some(sub.log.read())));
-        &rings
-    };
-    let mut cursors = [0u64; INLINE];
+    // The logs read are read-locked for the whole merge: a snapshot in which whatever one
+    // publisher appended to two of them is either both there or only the earlier one (it
+    // appended to the first before it could append to the second, which we hold).
     let mut more = Vec::new();
+    let mut inline: [Option<RwLockReadGuard<'_, Ring>>; INLINE] = Default::default();
+    let rings: &mut [Option<RwLockReadGuard<'_, Ring>>] = if subs.len() <= INLINE {
+        &mut inline[..subs.len()]
+    } else {
+        more.resize_with(subs.len(), || None);
+        &mut more
+    };
+    // Only the logs with something new for this subscriber (most reads find one of its
+    // logs busy and the others empty: an empty one is not locked).
+    let new = |sub: &Subscription| sub.next.load(SeqCst) < sub.log.tail();
+    let mut skipped = false;
+    for (ring, sub) in rings.iter_mut().zip(subs) {
+        if new(sub) {
+            *ring = Some(sub.log.read());
+        } else {
+            skipped = true;
+        }
+    }
+    // An entry in a log just locked may follow one its publisher appended to a log skipped as
+    // empty: look again, the locks held; if one came, hold every log (then all are read at
+    // once, and the snapshot is whole).
+    if skipped
+        && rings
+            .iter()
+            .zip(subs)
+            .any(|(r, sub)| r.is_none() && new(sub))
+    {
+        for (ring, sub) in rings.iter_mut().zip(subs) {
+            if ring.is_none() {
+                *ring = Some(sub.log.read());
+            }
+        }
+        skipped = false;
+    }
+    let rings = &*rings;
+    let mut cursors = [0u64; INLINE];
+    let mut more_cursors = Vec::new();
     let cursors: &mut [u64] = if subs.len() <= INLINE {
         &mut cursors[..subs.len()]
     } else {
-        more.resize(subs.len(), 0);
-        &mut more
+        more_cursors.resize(subs.len(), 0);
+        &mut more_cursors
     };
     for ((cursor, sub), ring) in cursors.iter_mut().zip(subs).zip(rings) {
         let next = sub.next.load(SeqCst);
@@ -387,8 +412,13 @@ fn deliver_from(
         caught_up &= ring.as_ref().is_none_or(|r| *cursor >= r.tail());
     }
     if caught_up {
-        // Still holding the logs: a publish appends after this, then sets it again.
+        // Still holding the logs read: a publish to them appends after this, then sets it
+        // again. One to a log not read may have appended since it was found empty: look
+        // once more (a publish stores its log's tail, then reads this flag).
         pending.store(false, SeqCst);
+        if skipped && subs.iter().any(|sub| new(sub)) {
+            pending.store(true, SeqCst);
+        }
     }
     written
 }
