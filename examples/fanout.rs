@@ -7,8 +7,8 @@
 //! Connections on `/sub` subscribe (what they send is ignored; pings and closes are
 //! answered); every text or binary message received on `/pub` is published, unchanged, to
 //! every subscriber connected at that moment, and not echoed to the publisher. Any other path
-//! echoes. One `Hub` topic, no task per subscriber: a publish queues the encoded frame for
-//! each subscriber, and each subscriber's socket writes its queue when it is next polled.
+//! echoes. One `Hub` topic, no task per subscriber: a publish appends the encoded frame to the
+//! topic's log once, and the hub's drains write it into every subscriber's socket.
 //!
 //! `--deflate` accepts permessage-deflate with the hub's settings (the server compresses
 //! without context, so a message is compressed once for all subscribers). `--redis URL`

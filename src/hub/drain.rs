@@ -2,17 +2,18 @@
 //! subscriber and whatever their applications are doing.
 //!
 //! A hub has a few shards (one per core by default); each subscriber belongs to one. A publish
-//! queues the message for each subscriber and marks the subscribers whose queue was empty
-//! "dirty": it puts them on their shard's list (one lock per shard per publish) and wakes the
-//! shard's drain task if the list was empty, so a burst of publishes wakes each shard once.
-//! The drain takes the whole list and drives each subscriber's socket: under the socket's lock,
-//! it has the subscriber's queue written into the socket's write queue and writes it out with
-//! one (vectored) write. A socket that cannot take everything now keeps the rest queued and
+//! appends the message to its target's log, then marks the subscribers "dirty" (those not
+//! already marked, and not waiting for their socket to take more): it puts them on their
+//! shard's list (one lock per shard per publish) and wakes the shard's drain task if the list
+//! was empty, so a burst of publishes wakes each shard once. The drain takes the whole list and
+//! drives each subscriber's socket: under the socket's lock, it has what the subscriber's logs
+//! hold past its positions written into the socket's write queue and writes it out with one
+//! (vectored) write. A socket that cannot take everything now keeps the rest where it is and
 //! registers the subscriber's drain waker with the socket, which puts it back on the list when
 //! the connection takes bytes again (or its close deadline comes).
 //!
 //! Outside a runtime (a publish from a plain thread before any drain runs), the subscribers'
-//! own tasks are woken instead, and the sockets write their queues when polled.
+//! own tasks are woken instead, and the sockets write what waits for them when polled.
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

@@ -1,6 +1,7 @@
-//! A subscriber's queue of published messages: bounded in messages and bytes, with the hub's
-//! overflow policy, written into the subscriber's socket by its shard's drain (see
-//! [`drain`](super::drain)) or by the socket itself when it is polled.
+//! A subscriber: its positions in the logs it reads (see [`log`](super::log)), the hub's
+//! overflow policy, and how what the logs hold past its positions is written into its socket,
+//! by its shard's drain (see [`drain`](super::drain)) or by the socket itself when it is
+//! polled.
 //!
 //! The socket knows none of it: the mailbox reaches the socket as an
 //! [`Outbox`](crate::socket::outbox::Outbox), and drives it through the socket's
