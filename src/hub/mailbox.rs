@@ -9,7 +9,7 @@
 //! one way (hub → socket).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLockReadGuard, Weak};
 use std::task::{Context, Waker};
 
 use super::drain::{DrainWaker, Shard};
@@ -134,9 +134,9 @@ pub(crate) struct Mailbox {
     /// delivery that took everything (while it still holds the logs, so that no append
     /// comes between).
     pending: AtomicBool,
-    /// The subscriber fell behind under `Overflow::Close`: the code to close it with.
-    evict: Mutex<Option<CloseCode>>,
-    evicted: AtomicBool,
+    /// The subscriber fell behind under `Overflow::Close`: the code to close it with (set
+    /// once).
+    evict: OnceLock<CloseCode>,
     /// The socket ended: nothing more is delivered.
     closed: AtomicBool,
     delivered: AtomicU64,
@@ -165,8 +165,7 @@ impl Mailbox {
             dirty: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             pending: AtomicBool::new(false),
-            evict: Mutex::new(None),
-            evicted: AtomicBool::new(false),
+            evict: OnceLock::new(),
             closed: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -228,18 +227,15 @@ impl Mailbox {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Relaxed) || self.evicted.load(Relaxed)
+        self.closed.load(Relaxed) || self.evict.get().is_some()
     }
 
     /// Closes the subscriber for falling behind, with `code`, losing `dropped` messages;
     /// `false` if it was closed already.
     pub(crate) fn evict(&self, code: CloseCode, dropped: u64) -> bool {
-        let mut evict = lock(&self.evict);
-        if evict.is_some() || self.closed.load(SeqCst) {
+        if self.closed.load(SeqCst) || self.evict.set(code).is_err() {
             return false;
         }
-        *evict = Some(code);
-        self.evicted.store(true, SeqCst);
         self.dropped.fetch_add(dropped, Relaxed);
         true
     }
@@ -271,17 +267,15 @@ impl Mailbox {
     /// socket polled by its application, read without locking the logs.
     #[inline]
     pub(crate) fn may_have_pending(&self) -> bool {
-        self.pending.load(Relaxed) || self.evicted.load(Relaxed)
+        self.pending.load(Relaxed) || self.evict.get().is_some()
     }
 
     /// Writes pending messages into `frames`, in the order they were published, while
     /// `frames` has room (at least one message into an empty queue); `room` of `None` writes
     /// nothing. `Err(code)`: the subscriber is to be closed with `code`.
     fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode> {
-        if self.evicted.load(SeqCst) {
-            if let Some(code) = *lock(&self.evict) {
-                return Err(code);
-            }
+        if let Some(&code) = self.evict.get() {
+            return Err(code);
         }
         let Some(room) = frames.room() else {
             return Ok(());
@@ -314,7 +308,7 @@ impl Mailbox {
             queued_bytes,
             delivered: self.delivered.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
-            closed_as_slow: self.evicted.load(Relaxed),
+            closed_as_slow: self.evict.get().is_some(),
         }
     }
 }

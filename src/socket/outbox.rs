@@ -62,23 +62,6 @@ impl std::fmt::Debug for Link {
     }
 }
 
-impl Link {
-    /// A link to no socket (the benches' model of a hub): its writer is gone from the start.
-    #[allow(dead_code)]
-    pub(crate) fn detached(waker: Waker) -> Self {
-        struct NoSocket;
-        impl Writer for NoSocket {
-            fn poll_drive(&self, _: &mut Context<'_>) -> Poll<()> {
-                Poll::Ready(())
-            }
-        }
-        Self {
-            waker,
-            writer: Weak::<NoSocket>::new(),
-        }
-    }
-}
-
 /// How a connection sends a data message: the frame every such connection shares, or one
 /// encoded for it alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
