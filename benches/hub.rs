@@ -183,5 +183,46 @@ fn hub_to_sockets(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fanout, hub_to_sockets);
+/// Bursts of [`BURST`] publishes before the drain runs, as under load (a publisher's window
+/// of messages in flight while the drain goes round 10,000 sockets): each socket is driven
+/// once per burst and writes the 16 messages with one write.
+const BURST: usize = 16;
+
+fn hub_bursts_to_sockets(c: &mut Criterion) {
+    let msg = PreparedMessage::binary(vec![7u8; 64]);
+    let mut g = c.benchmark_group("hub-10k-burst16");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((SOCKETS * BURST) as u64));
+    for (deflate, name) in modes().filter(|&(deflate, _)| !deflate) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let io = Drain::default();
+        let (hub, sockets) = runtime.block_on(async { attached(deflate, &io) });
+        let per_burst = BURST * SOCKETS * tower_ws::__bench::Fanout::frame_len(&msg, deflate);
+        g.bench_function(format!("drain/{name}"), |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let target = io.0.load(Relaxed) + per_burst;
+                    for _ in 0..BURST {
+                        hub.publish("t", black_box(&msg));
+                    }
+                    while io.0.load(Relaxed) < target {
+                        tokio::task::yield_now().await;
+                    }
+                });
+            });
+        });
+        assert_eq!(
+            io.0.load(Relaxed) % per_burst,
+            0,
+            "a delivery lost or doubled"
+        );
+        drop(sockets);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fanout, hub_to_sockets, hub_bursts_to_sockets);
 criterion_main!(benches);

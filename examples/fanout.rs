@@ -13,11 +13,13 @@
 //! `--deflate` accepts permessage-deflate with the hub's settings (the server compresses
 //! without context, so a message is compressed once for all subscribers). `--redis URL`
 //! (feature `redis`) joins the other nodes on that Redis server: a message published on any
-//! node reaches the subscribers of all.
+//! node reaches the subscribers of all. `--threads N` sets the runtime's worker threads (one:
+//! a single-threaded runtime; default: one per CPU) and `--drains N` the hub's drains (default:
+//! one per CPU).
 
 use std::net::SocketAddr;
 
-use tower_ws::hub::{Hub, PreparedMessage};
+use tower_ws::hub::{Hub, HubBuilder, PreparedMessage};
 use tower_ws::{Config, Message, OriginPolicy, UpgradedWebSocket};
 
 const TOPIC: &str = "all";
@@ -26,6 +28,8 @@ struct Args {
     addr: SocketAddr,
     config: Config,
     redis: Option<String>,
+    drains: Option<usize>,
+    threads: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -35,6 +39,8 @@ fn parse_args() -> Args {
             .origin(OriginPolicy::Any)
             .max_message_size(Some(16 << 20)),
         redis: None,
+        drains: None,
+        threads: None,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -47,6 +53,14 @@ fn parse_args() -> Args {
             "--redis" => match argv.next() {
                 Some(url) => args.redis = Some(url),
                 None => exit_usage("--redis needs a URL"),
+            },
+            "--drains" => match argv.next().map(|v| v.parse()) {
+                Some(Ok(n)) if n > 0 => args.drains = Some(n),
+                _ => exit_usage("--drains needs a count above 0"),
+            },
+            "--threads" => match argv.next().map(|v| v.parse()) {
+                Some(Ok(n)) if n > 0 => args.threads = Some(n),
+                _ => exit_usage("--threads needs a count above 0"),
             },
             _ => exit_usage(&format!("unexpected argument {arg:?}")),
         }
@@ -65,18 +79,20 @@ fn with_deflate(_: Config) -> Config {
 }
 
 fn exit_usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: fanout [--addr HOST:PORT] [--deflate] [--redis URL]");
+    eprintln!(
+        "{problem}\nusage: fanout [--addr HOST:PORT] [--deflate] [--redis URL] [--drains N] [--threads N]"
+    );
     std::process::exit(2)
 }
 
 #[cfg(feature = "redis")]
-async fn build_hub(redis: Option<String>) -> Hub {
+async fn build_hub(builder: HubBuilder, redis: Option<String>) -> Hub {
     use tower_ws::hub::backplane::RedisBackplane;
     let Some(url) = redis else {
-        return Hub::new();
+        return builder.build();
     };
     match RedisBackplane::connect(&url).await {
-        Ok(backplane) => Hub::builder().backplane(backplane).build(),
+        Ok(backplane) => builder.backplane(backplane).build(),
         Err(e) => {
             eprintln!("redis {url}: {e}");
             std::process::exit(1)
@@ -85,31 +101,39 @@ async fn build_hub(redis: Option<String>) -> Hub {
 }
 
 #[cfg(not(feature = "redis"))]
-async fn build_hub(redis: Option<String>) -> Hub {
+async fn build_hub(builder: HubBuilder, redis: Option<String>) -> Hub {
     if redis.is_some() {
         exit_usage("--redis needs the `redis` feature");
     }
-    Hub::new()
+    builder.build()
 }
 
 fn main() -> std::io::Result<()> {
+    let args = parse_args();
     // One thread when the process may run on one CPU only (as when pinned with `taskset`):
     // a single-threaded runtime skips the work-stealing scheduler's cross-thread bookkeeping.
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let runtime = if cpus == 1 {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let runtime = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
             .enable_all()
             .build()?
     };
-    runtime.block_on(serve(parse_args()))
+    runtime.block_on(serve(args))
 }
 
 async fn serve(args: Args) -> std::io::Result<()> {
-    let hub = build_hub(args.redis).await;
+    let mut builder = Hub::builder();
+    if let Some(n) = args.drains {
+        builder = builder.drains(n);
+    }
+    let hub = build_hub(builder, args.redis).await;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on {}", listener.local_addr()?);
     tower_ws::serve(

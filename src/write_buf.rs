@@ -1,6 +1,7 @@
 //! The outgoing byte queue: headers and small payloads copied into one buffer, large payloads
 //! kept as the caller's `Bytes`, all written with as few (vectored) write calls as possible.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
@@ -14,6 +15,19 @@ const COPY_THRESHOLD: usize = 2048;
 
 /// How many slices one vectored write passes at most (Linux accepts 1024; this is plenty).
 pub(crate) const MAX_SLICES: usize = 64;
+
+/// Empty buffers kept per thread for the next queue to fill (see [`WriteBuf::release`]).
+const SPARES: usize = 8;
+/// Larger buffers are freed, not kept.
+const MAX_SPARE: usize = 64 * 1024;
+
+thread_local! {
+    /// Buffers of queues that wrote everything out, lent to the next queue this thread fills:
+    /// a thread that writes to many connections in turn (a hub's drain) fills the same few
+    /// buffers, warm in its cache, instead of one per connection, and an idle connection
+    /// holds none.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Bytes waiting to be written, in order.
 ///
@@ -51,9 +65,10 @@ impl WriteBuf {
     #[inline]
     pub(crate) fn push_small_frame(&mut self, b0: u8, payload: &[u8]) {
         debug_assert!(payload.len() <= 125, "not a small frame");
-        self.flat.reserve(2 + payload.len());
-        self.flat.extend_from_slice(&[b0, payload.len() as u8]);
-        self.flat.extend_from_slice(payload);
+        let flat = self.flat();
+        flat.reserve(2 + payload.len());
+        flat.extend_from_slice(&[b0, payload.len() as u8]);
+        flat.extend_from_slice(payload);
         self.len += 2 + payload.len();
     }
 
@@ -61,7 +76,7 @@ impl WriteBuf {
     /// [`push_payload`](Self::push_payload) or [`push_masked`](Self::push_masked).
     #[inline]
     pub(crate) fn push_header(&mut self, header: &[u8]) {
-        self.flat.extend_from_slice(header);
+        self.flat().extend_from_slice(header);
         self.len += header.len();
     }
 
@@ -71,7 +86,7 @@ impl WriteBuf {
     pub(crate) fn push_payload(&mut self, payload: &Bytes) {
         self.len += payload.len();
         if payload.len() <= COPY_THRESHOLD {
-            self.flat.extend_from_slice(payload);
+            self.flat().extend_from_slice(payload);
         } else {
             self.big.push_back((self.flat.len(), payload.clone()));
         }
@@ -80,9 +95,10 @@ impl WriteBuf {
     /// Queues a payload masked with `key` (a masked copy: the caller's bytes stay as they are).
     pub(crate) fn push_masked(&mut self, payload: &[u8], key: [u8; 4]) {
         self.len += payload.len();
-        let start = self.flat.len();
-        self.flat.extend_from_slice(payload);
-        apply_mask(&mut self.flat[start..], key);
+        let flat = self.flat();
+        let start = flat.len();
+        flat.extend_from_slice(payload);
+        apply_mask(&mut flat[start..], key);
     }
 
     /// Everything queued, in order, as one vector (for tests and fuzz targets that compare
@@ -170,18 +186,86 @@ impl WriteBuf {
         }
     }
 
-    /// Releases memory after a burst: an idle connection keeps at most `keep` bytes.
-    pub(crate) fn shrink(&mut self, keep: usize) {
-        if self.is_empty() && self.flat.capacity() > keep {
-            self.flat = Vec::new();
+    /// The buffer that headers and small payloads are copied into: when the queue holds none
+    /// (it was released), one of the thread's spares.
+    #[inline]
+    fn flat(&mut self) -> &mut Vec<u8> {
+        if self.flat.capacity() == 0 {
+            self.flat = take_spare();
+        }
+        &mut self.flat
+    }
+
+    /// Once everything was written: hands the buffer to the thread's spares (or frees it), so
+    /// an idle connection holds no write buffer and the next queue filled on this thread
+    /// reuses it while it is still in the cache.
+    pub(crate) fn release(&mut self) {
+        if !self.is_empty() {
+            return;
+        }
+        if self.big.capacity() > 16 {
             self.big = VecDeque::new();
         }
+        let mut flat = std::mem::take(&mut self.flat);
+        self.flat_pos = 0;
+        if flat.capacity() == 0 || flat.capacity() > MAX_SPARE {
+            return;
+        }
+        flat.clear();
+        // A thread being torn down has no spares left to keep it in: it is freed.
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARES {
+                spare.push(flat);
+            }
+        });
     }
+}
+
+/// One of the thread's spare buffers, or a new (unallocated) one.
+fn take_spare() -> Vec<u8> {
+    SPARE
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_that_wrote_everything_lends_its_buffer_to_the_next() {
+        let mut a = WriteBuf::default();
+        a.push_header(&[1; 100]);
+        let buffer = a.flat.as_ptr();
+        a.advance(100);
+        a.release();
+        assert_eq!(a.flat.capacity(), 0, "an idle queue holds no buffer");
+        let mut b = WriteBuf::default();
+        b.push_header(&[2; 10]);
+        assert_eq!(
+            b.flat.as_ptr(),
+            buffer,
+            "the next queue on this thread reuses it"
+        );
+        assert_eq!(b.to_vec(), vec![2; 10]);
+    }
+
+    #[test]
+    fn a_queue_with_bytes_left_keeps_them_and_large_buffers_are_freed() {
+        let mut a = WriteBuf::default();
+        a.push_header(&[1; 100]);
+        a.advance(40);
+        a.release();
+        assert_eq!(a.to_vec(), vec![1; 60]);
+        let mut big = WriteBuf::default();
+        big.push_header(&vec![3; MAX_SPARE + 1]);
+        big.advance(MAX_SPARE + 1);
+        big.release();
+        assert!(SPARE.with_borrow(|spare| spare.iter().all(|b| b.capacity() <= MAX_SPARE)));
+    }
     use crate::proto::{FrameHeader, OpCode};
 
     fn drain_by(buf: &mut WriteBuf, step: usize) -> Vec<u8> {

@@ -4,27 +4,41 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed};
 
 use super::PreparedMessage;
 use super::drain::Shard;
-use super::log::{Entry, Log};
+use super::log::{Appended, Entry, Log};
 use super::mailbox::{Mailbox, Overflow, Policy};
+
+/// How many appends a log takes between two looks at every subscriber's position (to drop
+/// what all of them took): a publish that pushes nothing out of the log touches only each
+/// subscriber's mailbox, not its position, and a log whose subscribers keep up holds at most
+/// this many entries more than are in flight.
+const TRIM_EVERY: u64 = 16;
 
 /// One subscriber's place in one target's log.
 #[derive(Debug)]
 pub(crate) struct Subscription {
-    pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) log: Arc<Log>,
     /// The offset of the next entry this subscriber takes. Moved forward only by the
     /// subscriber's own delivery (under its mailbox's lock); read by publishers.
     pub(crate) next: AtomicU64,
 }
 
+/// A subscriber of a target, as publishes walk over them: the mailbox (what every publish
+/// reads) beside its position (what only some publishes read), so a publish reaches each
+/// subscriber with one pointer.
+#[derive(Debug)]
+struct Member {
+    mailbox: Arc<Mailbox>,
+    sub: Arc<Subscription>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Subscribers {
     log: Arc<Log>,
-    list: Vec<Arc<Subscription>>,
+    list: Vec<Member>,
     /// Member id → position in `list`.
     index: HashMap<u64, usize>,
 }
@@ -44,19 +58,21 @@ impl Subscribers {
             return None;
         }
         let sub = Arc::new(Subscription {
-            mailbox: mailbox.clone(),
             log: self.log.clone(),
             next: AtomicU64::new(self.log.read().tail()),
         });
         self.index.insert(mailbox.id(), self.list.len());
-        self.list.push(sub.clone());
+        self.list.push(Member {
+            mailbox: mailbox.clone(),
+            sub: sub.clone(),
+        });
         Some(sub)
     }
 
     /// Removes the member `id`; its subscription if it was there.
     pub(crate) fn remove(&mut self, id: u64) -> Option<Arc<Subscription>> {
         let at = self.index.remove(&id)?;
-        let sub = self.list.swap_remove(at);
+        let member = self.list.swap_remove(at);
         if let Some(moved) = self.list.get(at) {
             self.index.insert(moved.mailbox.id(), at);
         }
@@ -65,7 +81,7 @@ impl Subscribers {
             self.list = Vec::new();
             self.index = HashMap::new();
         }
-        Some(sub)
+        Some(member.sub)
     }
 
     /// Appends `msg` to the log (in the hub's order of publishes), and has the drains of the
@@ -91,14 +107,46 @@ impl Subscribers {
                 &policy.bounds,
             )
         };
+        let queued = if appended.evicted.is_empty() && appended.offset % TRIM_EVERY != 0 {
+            self.mark(except)
+        } else {
+            self.mark_and_look(except, policy, &appended)
+        };
+        policy.counters.queued.fetch_add(queued as u64, Relaxed);
+        queued
+    }
+
+    /// The common publish: nothing was pushed out of the log, so no subscriber fell behind;
+    /// marks each one dirty (one read of its mailbox if it is marked already).
+    fn mark(&self, except: Option<u64>) -> usize {
+        let mut queued = 0;
+        let mut dirty = Dirty::default();
+        for Member { mailbox, .. } in &self.list {
+            if Some(mailbox.id()) == except || mailbox.is_closed() {
+                continue;
+            }
+            queued += 1;
+            mailbox.set_pending();
+            if !mailbox.is_blocked() && mailbox.mark_dirty() {
+                dirty.add(mailbox);
+            }
+        }
+        dirty.enqueue();
+        queued
+    }
+
+    /// A publish that pushed entries out of the log (or one every [`TRIM_EVERY`]): reads each
+    /// subscriber's position too, applies the overflow policy to those that lost entries, and
+    /// lets the log drop what every subscriber took.
+    #[cold]
+    fn mark_and_look(&self, except: Option<u64>, policy: &Policy, appended: &Appended) -> usize {
         let counters = &policy.counters;
         let mut queued = 0;
         let mut taken = appended.offset;
         let mut dirty = Dirty::default();
-        for sub in &self.list {
-            let next = sub.next.load(SeqCst);
+        for Member { mailbox, sub } in &self.list {
+            let next = sub.next.load(Acquire);
             taken = taken.min(next);
-            let mailbox = &sub.mailbox;
             if Some(mailbox.id()) == except || mailbox.is_closed() {
                 continue;
             }
@@ -130,7 +178,6 @@ impl Subscribers {
         }
         self.log.taken_before(taken);
         dirty.enqueue();
-        counters.queued.fetch_add(queued as u64, Relaxed);
         queued
     }
 }

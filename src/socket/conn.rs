@@ -17,10 +17,12 @@ use super::core::Core;
 use super::outbox::Writer;
 use super::wake::{Fanout, Side};
 
-/// The IO and the engine over it.
+/// The IO and the engine over it: the engine first (`repr(C)`), so that the lock, the
+/// outbox and the connection's state share a cache line.
+#[repr(C)]
 pub(super) struct Parts<S> {
-    pub(super) io: S,
     pub(super) core: Core,
+    pub(super) io: S,
 }
 
 /// A socket's connection: its own, or shared with a hub's drain.
@@ -33,7 +35,8 @@ pub(super) enum Conn<S> {
     Moving,
 }
 
-/// A connection shared with a hub's drain.
+/// A connection shared with a hub's drain (the lock and the connection first: see [`Parts`]).
+#[repr(C)]
 pub(super) struct Shared<S> {
     parts: Mutex<Parts<S>>,
     /// The socket's waker fan-out, in which the drain registers as a third waiter.
@@ -103,7 +106,7 @@ where
         let mut parts = self.lock();
         let Parts { io, core } = &mut *parts;
         let queued = core.write.len();
-        let driven = self.wake.poll(Side::Drain, cx, |cx| {
+        let driven = self.wake.poll_twice(Side::Drain, cx, |cx| {
             let driven = core.poll_drain(io, cx);
             if core.wake_both {
                 // The drain queued a close or gave up on the peer: the application's tasks

@@ -22,42 +22,45 @@ use crate::message::{CloseCode, CloseFrame, Message};
 use crate::proto::{self, Decoded, Decoder, Encoder, Limits, OpCode, Role, State};
 use crate::write_buf::{MAX_SLICES, WriteBuf};
 
-/// An idle connection keeps at most this much write buffer.
-const KEEP_WRITE_CAPACITY: usize = 4096;
 /// The most the read buffer grows by at once while a large frame arrives.
 const MAX_READ_RESERVE: usize = 1 << 20;
 /// The most one read asks for, unless the frame being read is known to need more.
 const MAX_READ_AHEAD: usize = 256 << 10;
 
 /// Everything but the IO: protocol state, buffers, timers.
+///
+/// In the order a write touches them (`repr(C)` keeps it): a hub's drain writing to many
+/// sockets in turn reads the first few cache lines of each and none of the rest (the read
+/// side comes last).
+#[repr(C)]
 pub(super) struct Core {
+    /// Messages from outside (a hub's) that this socket writes while polled; dropped when the
+    /// connection ends. Most sockets have none.
+    pub(super) outbox: Option<Box<dyn Outbox>>,
+    /// The close handshake and the end of the stream.
+    pub(super) state: State,
+    /// A pong for the most recent ping, not yet queued because the write queue was full
+    /// (RFC 6455 §5.5.3). Boxed: only a peer that pings without reading makes one.
+    pub(super) owed_pong: Option<Box<Bytes>>,
     /// Which end this is.
     pub(super) role: Role,
-    /// Limits, buffer sizes, timeouts.
-    pub(super) cfg: SocketConfig,
-    /// Bytes read and not yet decoded (lent to the thread's pool while empty).
-    pub(super) read: ReadBuf,
-    /// Bytes to messages: the receive side of the engine.
-    pub(super) decoder: Decoder,
+    /// Something changed that the other half must see (our close was queued): the socket
+    /// wakes both halves after this operation.
+    pub(super) wake_both: bool,
     /// Bytes waiting to be written (bounded by the socket, see [`WriteBuf`]).
     pub(super) write: WriteBuf,
     /// Messages to frames in `write`: compression and (client role) masking.
     pub(super) encoder: Encoder<MaskKeys>,
-    /// The close handshake and the end of the stream.
-    pub(super) state: State,
+    /// Limits, buffer sizes, timeouts.
+    pub(super) cfg: SocketConfig,
     /// Keepalive, the close deadline, idle compression release.
     pub(super) timers: Timers,
-    /// Something changed that the other half must see (our close was queued): the socket
-    /// wakes both halves after this operation.
-    pub(super) wake_both: bool,
-    /// A pong for the most recent ping, not yet queued because the write queue was full
-    /// (RFC 6455 §5.5.3). Boxed: only a peer that pings without reading makes one.
-    pub(super) owed_pong: Option<Box<Bytes>>,
     /// Graceful shutdown: once it fires, close with 1001 (see `crate::shutdown`).
     pub(super) shutdown: Option<crate::signal::Watch>,
-    /// Messages from outside (a hub's) that this socket writes while polled; dropped when the
-    /// connection ends. Most sockets have none.
-    pub(super) outbox: Option<Box<dyn Outbox>>,
+    /// Bytes read and not yet decoded (lent to the thread's pool while empty).
+    pub(super) read: ReadBuf,
+    /// Bytes to messages: the receive side of the engine.
+    pub(super) decoder: Decoder,
 }
 
 impl Core {
@@ -762,7 +765,7 @@ impl Core {
             }
             self.write.advance(n);
         }
-        self.write.shrink(KEEP_WRITE_CAPACITY);
+        self.write.release();
         Poll::Ready(Ok(()))
     }
 }

@@ -84,18 +84,40 @@ impl Fanout {
         let seen = self.slots.wakes.load(SeqCst);
         let result = poll(&mut Context::from_waker(&self.waker));
         if result.is_pending() {
-            let slot = match side {
-                Side::Read => &self.slots.read,
-                Side::Write => &self.slots.write,
-                Side::Drain => &self.slots.drain,
-            };
-            slot.register(cx.waker());
+            self.slot(side).register(cx.waker());
             // Woken after the poll but before the registration: that wake-up found no one.
             if self.slots.wakes.load(SeqCst) != seen {
                 cx.waker().wake_by_ref();
             }
         }
         result
+    }
+
+    /// As [`poll`](Self::poll), for a caller whose poll may run twice (the drain's): no
+    /// counter is read before polling (a drive that completes touches nothing here); a poll
+    /// that returns `Pending` registers the calling task, then polls again, which sees
+    /// whatever a wake-up before the registration announced.
+    #[inline]
+    pub(super) fn poll_twice<T>(
+        &self,
+        side: Side,
+        cx: &Context<'_>,
+        mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let mut fanout = Context::from_waker(&self.waker);
+        if let Poll::Ready(done) = poll(&mut fanout) {
+            return Poll::Ready(done);
+        }
+        self.slot(side).register(cx.waker());
+        poll(&mut fanout)
+    }
+
+    fn slot(&self, side: Side) -> &AtomicWaker {
+        match side {
+            Side::Read => &self.slots.read,
+            Side::Write => &self.slots.write,
+            Side::Drain => &self.slots.drain,
+        }
     }
 
     /// Wakes the task of the other side than `side` (the drain's writes wake a sender waiting
