@@ -76,6 +76,8 @@ pub(crate) struct Appended {
     pub(crate) offset: u64,
     /// Entries pushed out by the bounds (not those every subscriber had taken).
     pub(crate) evicted: std::ops::Range<u64>,
+    /// Payload bytes the log holds, the new entry's included.
+    pub(crate) bytes: usize,
 }
 
 /// A target's log.
@@ -114,6 +116,7 @@ impl Log {
         Appended {
             offset: ring.tail() - 1,
             evicted,
+            bytes: ring.bytes,
         }
     }
 

@@ -14,8 +14,11 @@ use super::mailbox::{Mailbox, Overflow, Policy};
 /// How many appends a log takes between two looks at every subscriber's position (to drop
 /// what all of them took): a publish that pushes nothing out of the log touches only each
 /// subscriber's mailbox, not its position, and a log whose subscribers keep up holds at most
-/// this many entries more than are in flight.
+/// this many entries more than are in flight...
 const TRIM_EVERY: u64 = 16;
+/// ...or this many payload bytes: a log of large messages looks at every append once it holds
+/// this much, so that what was taken is freed (and its memory reused) at once.
+const TRIM_BYTES: usize = 64 << 10;
 
 /// One subscriber's place in one target's log.
 #[derive(Debug)]
@@ -107,7 +110,10 @@ impl Subscribers {
                 &policy.bounds,
             )
         };
-        let queued = if appended.evicted.is_empty() && appended.offset % TRIM_EVERY != 0 {
+        let queued = if appended.evicted.is_empty()
+            && appended.offset % TRIM_EVERY != 0
+            && appended.bytes < TRIM_BYTES
+        {
             self.mark(except)
         } else {
             self.mark_and_look(except, policy, &appended)
@@ -135,10 +141,9 @@ impl Subscribers {
         queued
     }
 
-    /// A publish that pushed entries out of the log (or one every [`TRIM_EVERY`]): reads each
-    /// subscriber's position too, applies the overflow policy to those that lost entries, and
-    /// lets the log drop what every subscriber took.
-    #[cold]
+    /// A publish that pushed entries out of the log (or one every [`TRIM_EVERY`], or into a log
+    /// holding [`TRIM_BYTES`]): reads each subscriber's position too, applies the overflow
+    /// policy to those that lost entries, and lets the log drop what every subscriber took.
     fn mark_and_look(&self, except: Option<u64>, policy: &Policy, appended: &Appended) -> usize {
         let counters = &policy.counters;
         let mut queued = 0;
