@@ -13,16 +13,29 @@
 //! `--deflate` accepts permessage-deflate with the hub's settings (the server compresses
 //! without context, so a message is compressed once for all subscribers). `--redis URL`
 //! (feature `redis`) joins the other nodes on that Redis server: a message published on any
-//! node reaches the subscribers of all. `--threads N` sets the runtime's worker threads (one:
+//! node reaches the subscribers of all.
+//!
+//! `--history N` keeps the topic's last N messages (for an hour) so that a subscriber can come
+//! back without losing any: `/sub?since=EPOCH:OFFSET` (the position of the last message it got)
+//! first gets `{"type":"subscribed","epoch":E,"offset":O,"recovered":true|false,"replayed":N}`
+//! (O: the newest offset when it subscribed), then, if recovered, every message after OFFSET,
+//! then the live ones, each a text frame `{"type":"msg","epoch":E,"offset":O,"data":"..."}`
+//! with offsets rising by exactly one. `/pub` then publishes text messages only.
+//!
+//! `--threads N` sets the runtime's worker threads (one:
 //! a single-threaded runtime; default: one per CPU) and `--drains N` the hub's drains (default:
 //! one per CPU).
 
 use std::net::SocketAddr;
 
-use tower_ws::hub::{Hub, HubBuilder, PreparedMessage};
-use tower_ws::{Config, Message, OriginPolicy, UpgradedWebSocket};
+use std::time::Duration;
+
+use tower_ws::hub::{Envelope, History, Hub, HubBuilder, Position, PreparedMessage};
+use tower_ws::{CloseCode, Config, Message, OriginPolicy, UpgradedWebSocket};
 
 const TOPIC: &str = "all";
+/// How long `--history` keeps a message.
+const HISTORY_AGE: Duration = Duration::from_secs(3600);
 
 struct Args {
     addr: SocketAddr,
@@ -30,6 +43,7 @@ struct Args {
     redis: Option<String>,
     drains: Option<usize>,
     threads: Option<usize>,
+    history: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +55,7 @@ fn parse_args() -> Args {
         redis: None,
         drains: None,
         threads: None,
+        history: None,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -57,6 +72,10 @@ fn parse_args() -> Args {
             "--drains" => match argv.next().map(|v| v.parse()) {
                 Some(Ok(n)) if n > 0 => args.drains = Some(n),
                 _ => exit_usage("--drains needs a count above 0"),
+            },
+            "--history" => match argv.next().map(|v| v.parse()) {
+                Some(Ok(n)) if n > 0 => args.history = Some(n),
+                _ => exit_usage("--history needs a count above 0"),
             },
             "--threads" => match argv.next().map(|v| v.parse()) {
                 Some(Ok(n)) if n > 0 => args.threads = Some(n),
@@ -80,7 +99,7 @@ fn with_deflate(_: Config) -> Config {
 
 fn exit_usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: fanout [--addr HOST:PORT] [--deflate] [--redis URL] [--drains N] [--threads N]"
+        "{problem}\nusage: fanout [--addr HOST:PORT] [--deflate] [--redis URL] [--history N] [--drains N] [--threads N]"
     );
     std::process::exit(2)
 }
@@ -133,6 +152,10 @@ async fn serve(args: Args) -> std::io::Result<()> {
     if let Some(n) = args.drains {
         builder = builder.drains(n);
     }
+    if let Some(n) = args.history {
+        builder = builder.history(TOPIC, History::new(n, HISTORY_AGE));
+    }
+    let history = args.history.is_some();
     let hub = build_hub(builder, args.redis).await;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on {}", listener.local_addr()?);
@@ -140,10 +163,13 @@ async fn serve(args: Args) -> std::io::Result<()> {
         listener,
         move |ws: UpgradedWebSocket, parts: http::request::Parts| {
             let hub = hub.clone();
-            // Only the path is needed: the request's headers are not kept for the socket's life.
-            let path = match parts.uri.path() {
-                "/sub" => Path::Sub,
-                "/pub" => Path::Pub,
+            // Only the path (and `since`) is needed: the request's headers are not kept for
+            // the socket's life.
+            let path = match (parts.uri.path(), history) {
+                ("/sub", false) => Path::Sub,
+                ("/sub", true) => Path::Resume(since(parts.uri.query())),
+                ("/pub", false) => Path::Pub,
+                ("/pub", true) => Path::PubPositioned,
                 _ => Path::Other,
             };
             drop(parts);
@@ -153,7 +179,9 @@ async fn serve(args: Args) -> std::io::Result<()> {
                 let mut ws = ws;
                 match path {
                     Path::Sub => subscriber(&mut ws, &hub).await,
+                    Path::Resume(since) => resuming_subscriber(&mut ws, &hub, since).await,
                     Path::Pub => publisher(&mut ws, &hub).await,
+                    Path::PubPositioned => positioned_publisher(&mut ws, &hub).await,
                     Path::Other => echo(&mut ws).await,
                 }
             }
@@ -165,14 +193,61 @@ async fn serve(args: Args) -> std::io::Result<()> {
 
 enum Path {
     Sub,
+    /// `/sub` with `--history`: from the position in `since`, if any.
+    Resume(Result<Option<Position>, String>),
     Pub,
+    /// `/pub` with `--history`: each text message published in an envelope with its position.
+    PubPositioned,
     Other,
+}
+
+/// The `since=EPOCH:OFFSET` of a query string, if there is one.
+fn since(query: Option<&str>) -> Result<Option<Position>, String> {
+    let Some(value) = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("since="))
+    else {
+        return Ok(None);
+    };
+    value.parse().map(Some).map_err(|e| format!("since: {e}"))
 }
 
 /// Reads (and drops) what the subscriber sends; reading is what writes its deliveries.
 async fn subscriber(ws: &mut UpgradedWebSocket, hub: &Hub) {
     hub.attach(ws).subscribe(TOPIC);
     while let Some(Ok(_)) = ws.recv().await {}
+}
+
+/// With `--history`: the first frame is `{"type":"subscribed",...}` with the topic's position
+/// and whether `since` was recovered, then every message after `since` (if recovered) and the
+/// live ones, each as `{"type":"msg","epoch":E,"offset":O,"data":"..."}`. A `since` that is
+/// not `EPOCH:OFFSET` is answered with a close (1008) saying why.
+async fn resuming_subscriber(
+    ws: &mut UpgradedWebSocket,
+    hub: &Hub,
+    since: Result<Option<Position>, String>,
+) {
+    let since = match since {
+        Ok(since) => since,
+        Err(why) => {
+            let _ = ws.close(CloseCode::POLICY_VIOLATION, &why).await;
+            return;
+        }
+    };
+    hub.attach(ws)
+        .subscribe_since_with(TOPIC, since, |s| Envelope::subscribed(None, s));
+    while let Some(Ok(_)) = ws.recv().await {}
+}
+
+/// With `--history`: every text message is published in an envelope carrying its position
+/// (rendered once, for every subscriber).
+async fn positioned_publisher(ws: &mut UpgradedWebSocket, hub: &Hub) {
+    while let Some(Ok(msg)) = ws.recv().await {
+        if let Message::Text(text) = msg {
+            hub.publish_with(TOPIC, |at| Envelope::text(None, at, &text));
+        }
+    }
 }
 
 async fn publisher(ws: &mut UpgradedWebSocket, hub: &Hub) {

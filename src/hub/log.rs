@@ -16,8 +16,10 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use super::mailbox::Bounds;
+use super::position::{Epoch, History, Position};
 use super::prepared::PreparedMessage;
 
 /// One published message.
@@ -28,6 +30,9 @@ pub(crate) struct Entry {
     pub(crate) msg: PreparedMessage,
     /// The member that published it (all-but-sender): it does not get it.
     pub(crate) except: Option<u64>,
+    /// When it was appended, in a log with a history (which keeps nothing older than its
+    /// age).
+    pub(crate) at: Option<Instant>,
 }
 
 /// The entries a log holds, from offset `first` on.
@@ -78,10 +83,12 @@ pub(crate) struct Appended {
     pub(crate) evicted: std::ops::Range<u64>,
     /// Payload bytes the log holds, the new entry's included.
     pub(crate) bytes: usize,
+    /// The new entry's position.
+    pub(crate) position: Position,
 }
 
 /// A target's log.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Log {
     ring: RwLock<Ring>,
     /// Every subscriber had taken the entries before this offset at the last publish: the
@@ -89,23 +96,60 @@ pub(crate) struct Log {
     taken: AtomicU64,
     /// The ring's tail, readable without the lock (stored under it, after each append).
     tail: AtomicU64,
+    /// This log's identity: offsets are positions in it.
+    epoch: Epoch,
+    /// What it keeps after every subscriber took it, if anything.
+    history: Option<History>,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self::new(None)
+    }
 }
 
 impl Log {
-    /// Appends `entry` under `bounds`: drops what every subscriber took, then (beyond the
-    /// bounds) the oldest entries, keeping at least the new one.
-    pub(crate) fn append(&self, entry: Entry, bounds: &Bounds) -> Appended {
+    /// An empty log in a new epoch, keeping `history`.
+    pub(crate) fn new(history: Option<History>) -> Self {
+        Self {
+            ring: RwLock::default(),
+            taken: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            epoch: Epoch::new(),
+            history,
+        }
+    }
+
+    /// The position the next message appended will have (offsets count from 1: the entry at
+    /// ring offset `k` is at position `k + 1`).
+    pub(crate) fn next_position(&self) -> Position {
+        Position {
+            epoch: self.epoch,
+            offset: self.tail() + 1,
+        }
+    }
+
+    /// Appends `entry` under `bounds`: drops what every subscriber took (but what the history
+    /// keeps), then (beyond the bounds) the oldest entries, keeping at least the new one.
+    pub(crate) fn append(&self, mut entry: Entry, bounds: &Bounds) -> Appended {
         let len = entry.msg.payload_len();
         let mut ring = self.write();
         let taken = self.taken.load(SeqCst);
-        while ring.first < taken {
+        let now = self.history.map(|_| Instant::now());
+        entry.at = now;
+        // The history keeps the newest `messages` entries (the new one among them).
+        let kept_from = self.history.map_or(u64::MAX, |h| {
+            (ring.tail() + 1).saturating_sub(h.messages as u64)
+        });
+        while ring.first < taken && (ring.first < kept_from || self.expired(&ring, now)) {
             if !ring.pop() {
                 break;
             }
         }
         let start = ring.first;
+        let messages = bounds.messages.max(self.history.map_or(0, |h| h.messages));
         while !ring.entries.is_empty()
-            && (ring.entries.len() >= bounds.messages || ring.bytes + len > bounds.bytes)
+            && (ring.entries.len() >= messages || ring.bytes + len > bounds.bytes)
         {
             ring.pop();
         }
@@ -117,6 +161,10 @@ impl Log {
             offset: ring.tail() - 1,
             evicted,
             bytes: ring.bytes,
+            position: Position {
+                epoch: self.epoch,
+                offset: ring.tail(),
+            },
         }
     }
 
@@ -124,6 +172,61 @@ impl Log {
     #[inline]
     pub(crate) fn tail(&self) -> u64 {
         self.tail.load(SeqCst)
+    }
+
+    /// Whether the oldest entry is older than the history keeps.
+    fn expired(&self, ring: &Ring, now: Option<Instant>) -> bool {
+        match (self.history, now, ring.entries.front().and_then(|e| e.at)) {
+            (Some(h), Some(now), Some(at)) => now.saturating_duration_since(at) > h.max_age,
+            _ => false,
+        }
+    }
+
+    /// Where a subscriber that has everything up to `since` goes on from: `Ok(ring offset)`
+    /// if every message after it is held and young enough for the history to replay,
+    /// `Err(tail)` if not (another epoch, older than what is held, or ahead of the log); with
+    /// the log's newest position. Called with the target's subscribers locked, so no append
+    /// comes between this and the new subscriber's cursor.
+    pub(crate) fn resume(&self, since: Option<Position>) -> (Position, Result<u64, u64>) {
+        let ring = self.read();
+        let tail = ring.tail();
+        let mut oldest = ring.first;
+        if let Some(h) = self.history {
+            let now = Instant::now();
+            // Entries are in the order they were appended: skip those past the age.
+            oldest += ring
+                .entries
+                .iter()
+                .take_while(|e| {
+                    e.at.is_some_and(|at| now.saturating_duration_since(at) > h.max_age)
+                })
+                .count() as u64;
+        }
+        let newest = Position {
+            epoch: self.epoch,
+            offset: tail,
+        };
+        let from = match since {
+            None => Ok(tail),
+            Some(p) if p.epoch == self.epoch && p.offset >= oldest && p.offset <= tail => {
+                Ok(p.offset)
+            }
+            Some(_) => Err(tail),
+        };
+        (newest, from)
+    }
+
+    /// Whether the log keeps nothing worth a position: no history, nothing held, or only
+    /// messages past the history's age. A target with no subscriber in that state can be
+    /// forgotten (its next log starts a new epoch).
+    pub(crate) fn is_spent(&self) -> bool {
+        let ring = self.read();
+        match (self.history, ring.entries.back()) {
+            (_, None) | (None, _) => true,
+            (Some(h), Some(newest)) => newest
+                .at
+                .is_none_or(|at| Instant::now().saturating_duration_since(at) > h.max_age),
+        }
     }
 
     /// Every subscriber has taken the entries before `offset`.
@@ -176,6 +279,7 @@ mod tests {
             seq,
             msg: PreparedMessage::binary(vec![0u8; len]),
             except: None,
+            at: None,
         }
     }
 

@@ -15,6 +15,7 @@ use std::sync::atomic::{
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLockReadGuard, Weak};
 use std::task::{Context, Waker};
 
+use super::PreparedMessage;
 use super::drain::{DrainWaker, Shard};
 use super::log::{Entry, Log, Ring};
 use super::topics::Subscription;
@@ -194,13 +195,25 @@ impl Mailbox {
     }
 
     /// Reads `sub`'s log from now on.
-    pub(crate) fn add(&self, sub: Arc<Subscription>) {
+    /// With `first`, a message that goes out before anything the logs hold for it.
+    pub(crate) fn add(&self, sub: Arc<Subscription>, first: Option<PreparedMessage>) {
         if !self.is_closed() {
-            lock(&self.cursors).push(Cursor {
+            let mut cursors = lock(&self.cursors);
+            cursors.push(Cursor {
                 log: sub.log.clone(),
                 next: Cell::new(sub.next.load(SeqCst)),
                 sub,
             });
+            cursors.first.extend(first);
+        }
+    }
+
+    /// Has the drain come to it (something was given to it outside a publish: a replay, a
+    /// first message).
+    pub(crate) fn kick(self: &Arc<Self>) {
+        self.set_pending();
+        if !self.is_blocked() && self.mark_dirty() {
+            self.shard.enqueue([self.clone()]);
         }
     }
 
@@ -293,8 +306,13 @@ impl Mailbox {
         let Some(room) = frames.room() else {
             return Ok(());
         };
-        let cursors = lock(&self.cursors);
-        let n = cursors
+        let mut cursors = lock(&self.cursors);
+        let mut n = 0;
+        for first in cursors.first.drain(..) {
+            first.write_to(frames);
+            n += 1;
+        }
+        n += cursors
             .with_slice(|cursors| deliver_from(cursors, self.id, room, frames, &self.pending));
         drop(cursors);
         self.delivered.fetch_add(n, Relaxed);
@@ -354,6 +372,8 @@ impl Cursor {
 struct Cursors {
     inline: [Option<Cursor>; 2],
     more: Vec<Cursor>,
+    /// Messages that go out before anything the logs hold (see [`Mailbox::add`]).
+    first: Vec<PreparedMessage>,
 }
 
 impl Cursors {

@@ -78,26 +78,30 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub mod backplane;
 mod drain;
+mod envelope;
 mod log;
 pub(crate) mod mailbox;
+mod position;
 mod prepared;
 mod topics;
 
+pub use envelope::Envelope;
 pub use mailbox::Overflow;
+pub use position::{Epoch, History, ParsePositionError, Position, Published, Subscribed};
 pub use prepared::PreparedMessage;
 
 use crate::socket::outbox::Outbox;
 use backplane::{Backplane, Inbound};
 use drain::Shard;
 use mailbox::{Attachment, Bounds, Detach, Mailbox, Policy};
-use topics::Subscribers;
+use topics::{Msg, Subscribers};
 
 /// A subscriber's queue holds at most this many messages by default.
 const DEFAULT_QUEUE_MESSAGES: usize = 1024;
@@ -105,6 +109,9 @@ const DEFAULT_QUEUE_MESSAGES: usize = 1024;
 const DEFAULT_QUEUE_BYTES: usize = 4 << 20;
 /// The backplane channel of messages for everyone.
 const EVERYONE: &str = "*";
+/// Topics kept without subscribers are looked over once the map holds this many (then
+/// twice as many as after the last look).
+const SWEEP_FLOOR: usize = 64;
 
 /// The fan-out hub: topics, a registry of connections by application key, and the sockets
 /// attached to it. Cloning is cheap and shares the hub.
@@ -137,6 +144,11 @@ pub(crate) struct Shared {
     backplane: Option<Box<dyn Backplane>>,
     /// The drains; a subscriber belongs to `shards[id % len]`.
     shards: Box<[Arc<Shard>]>,
+    /// What topics keep for subscribers that come back, by name prefix, longest first.
+    history: Box<[(Box<str>, History)]>,
+    /// Topics without subscribers are kept while their history lasts: when the map grows
+    /// past this many, the spent ones are forgotten.
+    sweep_at: AtomicUsize,
 }
 
 impl Drop for Shared {
@@ -165,6 +177,7 @@ pub struct HubBuilder {
     bounds: Bounds,
     backplane: Option<Box<dyn Backplane>>,
     drains: usize,
+    history: Vec<(Box<str>, History)>,
 }
 
 impl fmt::Debug for HubBuilder {
@@ -173,6 +186,7 @@ impl fmt::Debug for HubBuilder {
             .field("bounds", &self.bounds)
             .field("backplane", &self.backplane.is_some())
             .field("drains", &self.drains)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -235,6 +249,33 @@ impl HubBuilder {
         self
     }
 
+    /// Topics whose name starts with `prefix` keep a [`History`]: their newest messages, for
+    /// subscribers that come back with the [`Position`] they had
+    /// ([`Member::subscribe_since`]). The longest matching prefix applies (`""` matches every
+    /// topic); other topics keep nothing (what all subscribers took is let go, as before).
+    ///
+    /// A topic with a history is kept while its history lasts, even without subscribers, and
+    /// a publish to it is kept even if no one subscribes yet. Positions are this node's: with
+    /// a backplane, each node numbers the messages it delivers itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_ws::hub::{History, Hub};
+    ///
+    /// let hub = Hub::builder()
+    ///     .history("chat:", History::new(500, Duration::from_secs(600)))
+    ///     .build();
+    /// hub.publish("chat:rust", "hello");
+    /// assert_eq!(hub.position("chat:rust").map(|p| p.offset), Some(1));
+    /// ```
+    pub fn history(mut self, prefix: &str, history: History) -> Self {
+        self.history.retain(|(p, _)| &**p != prefix);
+        self.history.push((prefix.into(), history));
+        self
+    }
+
     /// Connects the hub to other nodes through `backplane` (see [`backplane`]).
     pub fn backplane(mut self, backplane: impl Backplane) -> Self {
         self.backplane = Some(Box::new(backplane));
@@ -264,6 +305,12 @@ impl HubBuilder {
             keys: RwLock::default(),
             backplane: self.backplane,
             shards: (0..self.drains).map(|_| Arc::default()).collect(),
+            history: {
+                let mut history = self.history;
+                history.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+                history.into()
+            },
+            sweep_at: AtomicUsize::new(SWEEP_FLOOR),
         });
         if let Some(b) = &shared.backplane {
             b.start(Inbound {
@@ -312,6 +359,7 @@ impl Hub {
             },
             backplane: None,
             drains: std::thread::available_parallelism().map_or(1, usize::from),
+            history: Vec::new(),
         }
     }
 
@@ -377,7 +425,7 @@ impl Hub {
         let first = {
             let mut everyone = write(&shared.everyone);
             if let Some(sub) = everyone.insert(&mailbox) {
-                mailbox.add(sub);
+                mailbox.add(sub, None);
             }
             everyone.len() == 1
         };
@@ -404,6 +452,49 @@ impl Hub {
     /// ```
     pub fn publish(&self, topic: &str, msg: impl Into<PreparedMessage>) -> usize {
         self.shared.publish(Target::Topic(topic), &msg.into(), None)
+    }
+
+    /// Publishes to every subscriber of `topic` a message made from its position (called
+    /// once, with the position the message gets, while the hub holds its order of publishes:
+    /// keep it short, and do not call the hub from it). Returns the position and how many
+    /// subscribers on this node queued it. The topic's log is made if it has none (a topic
+    /// nobody subscribes to and without a history is forgotten again later).
+    ///
+    /// This is how a message carries its own position to the subscribers (see
+    /// [`Envelope`] for a JSON rendering).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::hub::{Hub, PreparedMessage};
+    ///
+    /// let hub = Hub::new();
+    /// let first = hub.publish_with("news", |at| PreparedMessage::text(format!("{at} hello")));
+    /// let second = hub.publish_with("news", |at| PreparedMessage::text(format!("{at} again")));
+    /// assert_eq!(second.position.offset, first.position.offset + 1);
+    /// assert_eq!(second.position.epoch, first.position.epoch);
+    /// ```
+    pub fn publish_with(
+        &self,
+        topic: &str,
+        mut make: impl FnMut(Position) -> PreparedMessage,
+    ) -> Published {
+        self.shared.publish_at(topic, &mut make, None)
+    }
+
+    /// The position of the newest message `topic` holds or held (offset 0: none yet in this
+    /// epoch); `None` if the hub has no log for it (no subscriber, no history).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = tower_ws::hub::Hub::new();
+    /// assert_eq!(hub.position("news"), None);
+    /// ```
+    pub fn position(&self, topic: &str) -> Option<Position> {
+        read(&self.shared.topics)
+            .get(topic)
+            .map(Subscribers::position)
     }
 
     /// Publishes to every attached socket, on every node; returns how many on this node
@@ -632,37 +723,100 @@ impl Member {
 
     /// Joins `topic`; `false` if already a subscriber or the socket has ended.
     pub fn subscribe(&self, topic: &str) -> bool {
+        self.join(topic, None, None).is_some()
+    }
+
+    /// Joins `topic` from a position: with `since` (the position of the last message the
+    /// subscriber got, of this topic), what the topic's log holds after it is delivered first,
+    /// then what is published from now on, with nothing lost or doubled at the seam (both
+    /// come from the same log). `None` if already a subscriber or the socket has ended.
+    ///
+    /// [`Subscribed::recovered`] is `false` if the position cannot be resumed from (another
+    /// epoch, older than what the topic keeps, or ahead of it): the subscriber gets what is
+    /// published from now on and should reload its state. Without `since`, it is a plain
+    /// subscription that also tells the topic's position (`recovered` is `true`). What a
+    /// topic keeps is its [`History`] ([`HubBuilder::history`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_ws::hub::{History, Hub};
+    /// use tower_ws::{Config, Role, WebSocket};
+    ///
+    /// let hub = Hub::builder().history("", History::new(100, Duration::from_secs(60))).build();
+    /// let seen = hub.publish_with("news", |_| "one".into()).position;
+    /// hub.publish("news", "two");
+    /// hub.publish("news", "three");
+    ///
+    /// let (io, _peer) = tokio::io::duplex(1 << 16);
+    /// let mut ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+    /// let me = hub.attach(&mut ws);
+    /// let subscribed = me.subscribe_since("news", Some(seen)).unwrap();
+    /// assert!(subscribed.recovered);
+    /// assert_eq!(subscribed.replayed, 2); // "two" and "three", then live messages
+    /// assert_eq!(subscribed.position.offset, 3);
+    /// ```
+    pub fn subscribe_since(&self, topic: &str, since: Option<Position>) -> Option<Subscribed> {
+        self.join(topic, since, None)
+    }
+
+    /// As [`subscribe_since`](Self::subscribe_since), with a first message for the socket
+    /// made from the result (a "subscribed" frame telling the client its position and whether
+    /// it recovered): it goes out before anything of the topic, replayed or live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tower_ws::hub::{Hub, PreparedMessage};
+    /// use tower_ws::{Config, Role, WebSocket};
+    ///
+    /// let hub = Hub::new();
+    /// let (io, _peer) = tokio::io::duplex(1 << 16);
+    /// let mut ws = WebSocket::from_raw(io, Role::Server, &Config::default());
+    /// let me = hub.attach(&mut ws);
+    /// me.subscribe_since_with("news", None, |s| {
+    ///     PreparedMessage::text(format!("subscribed at {} ({})", s.position, s.recovered))
+    /// });
+    /// ```
+    pub fn subscribe_since_with(
+        &self,
+        topic: &str,
+        since: Option<Position>,
+        first: impl FnOnce(&Subscribed) -> PreparedMessage,
+    ) -> Option<Subscribed> {
+        let mut first = Some(first);
+        let mut make = |s: &Subscribed| first.take().map(|f| f(s));
+        self.join(topic, since, Some(&mut make))
+    }
+
+    fn join(
+        &self,
+        topic: &str,
+        since: Option<Position>,
+        first: Option<MakeFirst<'_>>,
+    ) -> Option<Subscribed> {
         let shared = &self.hub.shared;
         let mut membership = lock(&self.mailbox.membership);
         if !membership.attached {
-            return false;
+            return None;
         }
-        let (name, first) = {
-            let mut topics = write(&shared.topics);
-            let (name, subscribers) = match topics.get_key_value(topic) {
-                Some((name, _)) => {
-                    let name = name.clone();
-                    let subscribers = topics.get_mut(topic).expect("just found");
-                    (name, subscribers)
-                }
-                None => {
-                    let name: Arc<str> = topic.into();
-                    (name.clone(), topics.entry(name).or_default())
-                }
-            };
-            let Some(sub) = subscribers.insert(&self.mailbox) else {
-                return false;
-            };
-            self.mailbox.add(sub);
-            (name, subscribers.len() == 1)
-        };
+        let (name, subscribed, kick) = shared.with_topic(topic, |name, subscribers| {
+            let (sub, subscribed) = subscribers.insert_since(&self.mailbox, since)?;
+            let first = first.and_then(|make| make(&subscribed));
+            let kick = first.is_some() || subscribed.replayed > 0;
+            // The first message and the cursor at once: a drain sees both or neither.
+            self.mailbox.add(sub, first);
+            Some((name.clone(), subscribed, kick))
+        })?;
         // Most sockets join one topic: no room reserved for more.
         membership.topics.reserve_exact(1);
         membership.topics.push(name);
-        if first {
-            shared.listen(&channel(Target::Topic(topic)));
+        drop(membership);
+        if kick {
+            self.mailbox.kick();
         }
-        true
+        Some(subscribed)
     }
 
     /// Leaves `topic`; `false` if not a subscriber.
@@ -707,7 +861,7 @@ impl Member {
             let mut keys = write(&shared.keys);
             let sockets = keys.entry(key.clone()).or_default();
             if let Some(sub) = sockets.insert(&self.mailbox) {
-                self.mailbox.add(sub);
+                self.mailbox.add(sub, None);
             }
             sockets.len() == 1
         };
@@ -767,6 +921,9 @@ enum Target<'a> {
     Everyone,
 }
 
+/// Makes the first message of a subscription from its outcome (once: `None` after that).
+type MakeFirst<'a> = &'a mut dyn FnMut(&Subscribed) -> Option<PreparedMessage>;
+
 /// The backplane channel of a target.
 fn channel(target: Target<'_>) -> String {
     match target {
@@ -784,6 +941,42 @@ impl Shared {
     fn publish(&self, target: Target<'_>, msg: &PreparedMessage, except: Option<u64>) -> usize {
         self.published.fetch_add(1, Relaxed);
         let queued = self.deliver(target, msg, except);
+        self.announce(target, msg);
+        queued
+    }
+
+    /// Publishes to `topic` a message made from its position, making the topic's log if
+    /// there is none.
+    fn publish_at(
+        &self,
+        topic: &str,
+        make: &mut dyn FnMut(Position) -> PreparedMessage,
+        except: Option<u64>,
+    ) -> Published {
+        self.published.fetch_add(1, Relaxed);
+        let published = {
+            let topics = read(&self.topics);
+            match topics.get(topic) {
+                Some(subscribers) => subscribers.publish(Msg::At(make), except, &self.policy),
+                None => {
+                    drop(topics);
+                    self.with_topic(topic, |_, subscribers| {
+                        subscribers.publish(Msg::At(make), except, &self.policy)
+                    })
+                }
+            }
+        };
+        if let Some(msg) = &published.msg {
+            self.announce(Target::Topic(topic), msg);
+        }
+        Published {
+            position: published.position,
+            subscribers: published.subscribers,
+        }
+    }
+
+    /// Sends a publish to the other nodes.
+    fn announce(&self, target: Target<'_>, msg: &PreparedMessage) {
         if let Some(b) = &self.backplane {
             // node id, kind, payload: other nodes deliver it; this one drops it if echoed.
             let mut payload = BytesMut::with_capacity(17 + msg.len());
@@ -792,19 +985,79 @@ impl Shared {
             payload.put_slice(msg.payload());
             b.publish(&channel(target), payload.freeze());
         }
-        queued
     }
 
     fn deliver(&self, target: Target<'_>, msg: &PreparedMessage, except: Option<u64>) -> usize {
-        match target {
-            Target::Topic(t) => read(&self.topics)
-                .get(t)
-                .map_or(0, |s| s.publish(msg, except, &self.policy)),
-            Target::Key(k) => read(&self.keys)
-                .get(k)
-                .map_or(0, |s| s.publish(msg, except, &self.policy)),
-            Target::Everyone => read(&self.everyone).publish(msg, except, &self.policy),
+        let published = match target {
+            Target::Topic(t) => {
+                let topics = read(&self.topics);
+                match topics.get(t) {
+                    Some(subscribers) => subscribers.publish(Msg::Ready(msg), except, &self.policy),
+                    // A topic with a history keeps what is published before anyone subscribes.
+                    None if self.history_for(t).is_some() => {
+                        drop(topics);
+                        self.with_topic(t, |_, subscribers| {
+                            subscribers.publish(Msg::Ready(msg), except, &self.policy)
+                        })
+                    }
+                    None => return 0,
+                }
+            }
+            Target::Key(k) => match read(&self.keys).get(k) {
+                Some(s) => s.publish(Msg::Ready(msg), except, &self.policy),
+                None => return 0,
+            },
+            Target::Everyone => read(&self.everyone).publish(Msg::Ready(msg), except, &self.policy),
+        };
+        published.subscribers
+    }
+
+    /// The history topics named `topic` keep, if any.
+    fn history_for(&self, topic: &str) -> Option<History> {
+        self.history
+            .iter()
+            .find(|(prefix, _)| topic.starts_with(&**prefix))
+            .map(|(_, history)| *history)
+    }
+
+    /// Runs `f` on `topic`'s subscribers (under the topics' write lock), making the topic
+    /// (with its history) if there is none; forgets spent topics first when the map has grown.
+    fn with_topic<R>(&self, topic: &str, f: impl FnOnce(&Arc<str>, &mut Subscribers) -> R) -> R {
+        let mut forgotten = Vec::new();
+        let mut made = false;
+        let r = {
+            let mut topics = write(&self.topics);
+            if !topics.contains_key(topic) && topics.len() >= self.sweep_at.load(Relaxed) {
+                topics.retain(|name, subscribers| {
+                    let spent = subscribers.is_spent();
+                    if spent {
+                        forgotten.push(name.clone());
+                    }
+                    !spent
+                });
+                self.sweep_at
+                    .store((topics.len() * 2).max(SWEEP_FLOOR), Relaxed);
+            }
+            let name = match topics.get_key_value(topic) {
+                Some((name, _)) => name.clone(),
+                None => {
+                    made = true;
+                    let name: Arc<str> = topic.into();
+                    let subscribers = Subscribers::with_history(self.history_for(topic));
+                    topics.insert(name.clone(), subscribers);
+                    name
+                }
+            };
+            let subscribers = topics.get_mut(topic).expect("just found or made");
+            f(&name, subscribers)
+        };
+        for name in forgotten {
+            self.stop_listening(&channel(Target::Topic(&name)));
         }
+        if made {
+            self.listen(&channel(Target::Topic(topic)));
+        }
+        r
     }
 
     /// A payload from another node, on `channel`.
@@ -846,13 +1099,14 @@ impl Shared {
         }
     }
 
-    /// Removes member `id` from `topic`; its subscription, if it had one.
+    /// Removes member `id` from `topic`; its subscription, if it had one. A topic left
+    /// without subscribers is forgotten, unless its history keeps something.
     fn leave_topic(&self, topic: &str, id: u64) -> Option<Arc<topics::Subscription>> {
         let (sub, last) = {
             let mut topics = write(&self.topics);
             let subscribers = topics.get_mut(topic)?;
             let sub = subscribers.remove(id);
-            let last = subscribers.is_empty();
+            let last = subscribers.is_spent();
             if last {
                 topics.remove(topic);
             }

@@ -10,6 +10,7 @@ use super::PreparedMessage;
 use super::drain::Shard;
 use super::log::{Appended, Entry, Log};
 use super::mailbox::{Mailbox, Overflow, Policy};
+use super::position::{History, Position, Subscribed};
 
 /// How many appends a log takes between two looks at every subscriber's position (to drop
 /// what all of them took): a publish that pushes nothing out of the log touches only each
@@ -38,6 +39,13 @@ struct Member {
     sub: Arc<Subscription>,
 }
 
+/// What a publish appends: a message made already, or one made from its position (rendered
+/// once, while the log's order is held).
+pub(crate) enum Msg<'a> {
+    Ready(&'a PreparedMessage),
+    At(&'a mut dyn FnMut(Position) -> PreparedMessage),
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Subscribers {
     log: Arc<Log>,
@@ -55,21 +63,57 @@ impl Subscribers {
         self.list.is_empty()
     }
 
+    /// No subscriber yet, and a log that keeps `history`.
+    pub(crate) fn with_history(history: Option<History>) -> Self {
+        Self {
+            log: Arc::new(Log::new(history)),
+            ..Self::default()
+        }
+    }
+
+    /// The position of the newest message the log holds or held.
+    pub(crate) fn position(&self) -> Position {
+        self.log.resume(None).0
+    }
+
+    /// Whether the target can be forgotten: no subscriber, and nothing a position could
+    /// resume from.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.list.is_empty() && self.log.is_spent()
+    }
+
     /// Adds `mailbox`, reading from what is published next; `None` if it was there already.
     pub(crate) fn insert(&mut self, mailbox: &Arc<Mailbox>) -> Option<Arc<Subscription>> {
+        self.insert_since(mailbox, None).map(|(sub, _)| sub)
+    }
+
+    /// Adds `mailbox`, reading from what follows `since` if the log still holds all of it,
+    /// else from what is published next; `None` if it was there already.
+    pub(crate) fn insert_since(
+        &mut self,
+        mailbox: &Arc<Mailbox>,
+        since: Option<Position>,
+    ) -> Option<(Arc<Subscription>, Subscribed)> {
         if self.index.contains_key(&mailbox.id()) {
             return None;
         }
+        let (position, from) = self.log.resume(since);
+        let next = from.unwrap_or_else(|tail| tail);
+        let subscribed = Subscribed {
+            position,
+            recovered: from.is_ok(),
+            replayed: position.offset - next,
+        };
         let sub = Arc::new(Subscription {
             log: self.log.clone(),
-            next: AtomicU64::new(self.log.read().tail()),
+            next: AtomicU64::new(next),
         });
         self.index.insert(mailbox.id(), self.list.len());
         self.list.push(Member {
             mailbox: mailbox.clone(),
             sub: sub.clone(),
         });
-        Some(sub)
+        Some((sub, subscribed))
     }
 
     /// Removes the member `id`; its subscription if it was there.
@@ -80,7 +124,7 @@ impl Subscribers {
             self.index.insert(moved.mailbox.id(), at);
         }
         if self.list.is_empty() {
-            // A topic that had 100,000 subscribers does not keep their room.
+            // A target that had 100,000 subscribers does not keep their room.
             self.list = Vec::new();
             self.index = HashMap::new();
         }
@@ -90,25 +134,29 @@ impl Subscribers {
     /// Appends `msg` to the log (in the hub's order of publishes), and has the drains of the
     /// subscribers but `except` deliver it. Applies the overflow policy to subscribers the
     /// log's bounds left behind. Returns how many subscribers will get it.
-    pub(crate) fn publish(
-        &self,
-        msg: &PreparedMessage,
-        except: Option<u64>,
-        policy: &Policy,
-    ) -> usize {
-        let appended = {
+    pub(crate) fn publish(&self, msg: Msg<'_>, except: Option<u64>, policy: &Policy) -> Published {
+        let (appended, msg) = {
             // One order for every publish of the hub, whatever its target: a subscriber
             // reading several logs merges them by it.
             let mut seq = policy.sequence();
             *seq += 1;
-            self.log.append(
+            let (entry, made) = match msg {
+                Msg::Ready(msg) => (msg.clone(), None),
+                Msg::At(render) => {
+                    let made = render(self.log.next_position());
+                    (made.clone(), Some(made))
+                }
+            };
+            let appended = self.log.append(
                 Entry {
                     seq: *seq,
-                    msg: msg.clone(),
+                    msg: entry,
                     except,
+                    at: None,
                 },
                 &policy.bounds,
-            )
+            );
+            (appended, made)
         };
         let queued = if appended.evicted.is_empty()
             && appended.offset % TRIM_EVERY != 0
@@ -119,7 +167,11 @@ impl Subscribers {
             self.mark_and_look(except, policy, &appended)
         };
         policy.counters.queued.fetch_add(queued as u64, Relaxed);
-        queued
+        Published {
+            position: appended.position,
+            subscribers: queued,
+            msg,
+        }
     }
 
     /// The common publish: nothing was pushed out of the log, so no subscriber fell behind;
@@ -185,6 +237,14 @@ impl Subscribers {
         dirty.enqueue();
         queued
     }
+}
+
+/// What a publish appended, where, and for how many subscribers.
+pub(crate) struct Published {
+    pub(crate) position: Position,
+    pub(crate) subscribers: usize,
+    /// The message made from its position (for [`Msg::At`]).
+    pub(crate) msg: Option<PreparedMessage>,
 }
 
 /// The subscribers a publish marked dirty, grouped by shard, so that each shard's list is
