@@ -17,9 +17,11 @@ use std::task::{Context, Poll, Waker};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::Sink;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower_ws::__bench::Fanout;
-use tower_ws::hub::{Hub, PreparedMessage};
+
+use tower_ws::hub::{History, Hub, PreparedMessage};
 use tower_ws::{Config, Message, Role, Utf8Bytes, WebSocket};
 
 const SOCKETS: usize = 10_000;
@@ -102,9 +104,13 @@ impl AsyncWrite for Drain {
 /// 10,000 server sockets attached to one hub and subscribed to one topic; with `deflate`,
 /// each compresses as a server does by default with the hub's settings (no context).
 fn attached(deflate: bool, io: &Drain) -> (Hub, Vec<WebSocket<Drain>>) {
-    let hub = Hub::builder().drains(1).build();
+    attached_to(Hub::builder().drains(1).build(), SOCKETS, deflate, io)
+}
+
+/// `n` server sockets attached to `hub`, subscribed to one topic.
+fn attached_to(hub: Hub, n: usize, deflate: bool, io: &Drain) -> (Hub, Vec<WebSocket<Drain>>) {
     let config = Config::default();
-    let sockets = (0..SOCKETS)
+    let sockets = (0..n)
         .map(|_| {
             #[cfg(feature = "deflate")]
             let agreed = deflate.then(|| tower_ws::__fuzz::Agreed {
@@ -184,44 +190,53 @@ fn hub_to_sockets(c: &mut Criterion) {
 }
 
 /// Bursts of [`BURST`] publishes before the drain runs, as under load (a publisher's window
-/// of messages in flight while the drain goes round 10,000 sockets): each socket is driven
-/// once per burst and writes the 16 messages with one write.
+/// of messages in flight while the drain goes round 1,000 or 10,000 sockets): each socket is
+/// driven once per burst and writes the 16 messages with one write.
 const BURST: usize = 16;
 
 fn hub_bursts_to_sockets(c: &mut Criterion) {
     let msg = PreparedMessage::binary(vec![7u8; 64]);
-    let mut g = c.benchmark_group("hub-10k-burst16");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements((SOCKETS * BURST) as u64));
-    for (deflate, name) in modes().filter(|&(deflate, _)| !deflate) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let io = Drain::default();
-        let (hub, sockets) = runtime.block_on(async { attached(deflate, &io) });
-        let per_burst = BURST * SOCKETS * tower_ws::__bench::Fanout::frame_len(&msg, deflate);
-        g.bench_function(format!("drain/{name}"), |b| {
-            b.iter(|| {
-                runtime.block_on(async {
-                    let target = io.0.load(Relaxed) + per_burst;
-                    for _ in 0..BURST {
-                        hub.publish("t", black_box(&msg));
-                    }
-                    while io.0.load(Relaxed) < target {
-                        tokio::task::yield_now().await;
-                    }
+    for sockets in [1_000, SOCKETS] {
+        let mut g = c.benchmark_group(format!("hub-{}k-burst16", sockets / 1000));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements((sockets * BURST) as u64));
+        // Without and with a history (the newest 1,000 messages, for an hour): the
+        // history's cost is a clock read per publish and the entries it keeps.
+        for (history, name) in [(false, "drain/plain"), (true, "drain/plain-history")] {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let io = Drain::default();
+            let mut builder = Hub::builder().drains(1);
+            if history {
+                builder = builder.history("", History::new(1000, Duration::from_secs(3600)));
+            }
+            let (hub, attached) =
+                runtime.block_on(async { attached_to(builder.build(), sockets, false, &io) });
+            let per_burst = BURST * sockets * tower_ws::__bench::Fanout::frame_len(&msg, false);
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    runtime.block_on(async {
+                        let target = io.0.load(Relaxed) + per_burst;
+                        for _ in 0..BURST {
+                            hub.publish("t", black_box(&msg));
+                        }
+                        while io.0.load(Relaxed) < target {
+                            tokio::task::yield_now().await;
+                        }
+                    });
                 });
             });
-        });
-        assert_eq!(
-            io.0.load(Relaxed) % per_burst,
-            0,
-            "a delivery lost or doubled"
-        );
-        drop(sockets);
+            assert_eq!(
+                io.0.load(Relaxed) % per_burst,
+                0,
+                "a delivery lost or doubled"
+            );
+            drop(attached);
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 criterion_group!(benches, fanout, hub_to_sockets, hub_bursts_to_sockets);
