@@ -20,6 +20,13 @@
 //! cargo run --example chat --features axum,redis -- --addr 127.0.0.1:3001 --redis redis://127.0.0.1:6379
 //! ```
 //!
+//! A room keeps its last 200 messages for ten minutes (a hub history): a tab that loses its
+//! connection (a dropped Wi-Fi, a server restart of the socket) or is reloaded comes back with
+//! the position of the last line it showed (`/ws?since=EPOCH:OFFSET`) and gets what it missed,
+//! each line once; if that is not possible (the history moved on, or the node restarted) it
+//! says so. Room lines travel as `tower_ws::hub::Envelope` JSON; the page keeps its lines and
+//! position in `sessionStorage`.
+//!
 //! The route uses `tower_ws::axum::WebSocketUpgrade` exactly as it would use
 //! `axum::extract::ws`; a `WebSocketLayer` in front supplies the settings (a 64 KiB message
 //! limit, the default same-origin `Origin` check) and graceful shutdown: on Ctrl-C (or SIGTERM)
@@ -41,8 +48,18 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower_ws::axum::{Message, WebSocket, WebSocketUpgrade};
-use tower_ws::hub::Hub;
-use tower_ws::{Config, Shutdown, WebSocketLayer};
+use tower_ws::hub::{Envelope, History, Hub, HubBuilder, Position};
+use tower_ws::{CloseCode, Config, Shutdown, WebSocketLayer};
+
+/// What a room keeps for tabs that come back.
+fn room_history() -> History {
+    History::new(200, Duration::from_secs(600))
+}
+
+/// The chat's hub settings: rooms (topics `room:NAME`) keep a history.
+fn hub_builder() -> HubBuilder {
+    Hub::builder().history("room:", room_history())
+}
 
 #[derive(Clone)]
 struct Chat {
@@ -91,10 +108,10 @@ async fn serve(addr: SocketAddr, redis: Option<String>) -> std::io::Result<()> {
 #[cfg(feature = "redis")]
 async fn hub(redis: Option<String>) -> Hub {
     let Some(url) = redis else {
-        return Hub::new();
+        return hub_builder().build();
     };
     match tower_ws::hub::backplane::RedisBackplane::connect(&url).await {
-        Ok(backplane) => Hub::builder().backplane(backplane).build(),
+        Ok(backplane) => hub_builder().backplane(backplane).build(),
         Err(e) => {
             eprintln!("redis {url}: {e}");
             std::process::exit(1)
@@ -107,7 +124,7 @@ async fn hub(redis: Option<String>) -> Hub {
     if redis.is_some() {
         exit_usage("--redis needs the `redis` feature");
     }
-    Hub::new()
+    hub_builder().build()
 }
 
 /// Serves the chat on `listener` until `stop` completes, then shuts down gracefully.
@@ -116,7 +133,7 @@ pub(crate) async fn run<F>(listener: tokio::net::TcpListener, stop: F) -> std::i
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    run_with(listener, Hub::new(), stop).await
+    run_with(listener, hub_builder().build(), stop).await
 }
 
 /// [`run`] with the given hub.
@@ -190,7 +207,14 @@ async fn upgrade(ws: WebSocketUpgrade, uri: Uri, State(chat): State<Chat>) -> Re
     let room = query(&uri, "room").unwrap_or_else(|| "lobby".to_owned());
     let name = query(&uri, "name")
         .unwrap_or_else(|| format!("guest-{}", chat.next_guest.fetch_add(1, Ordering::Relaxed)));
-    ws.on_upgrade(move |socket| talk(socket, chat.hub, room, name))
+    // The position of the last room line the tab showed, if it comes back.
+    let since = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("since="))
+        .map(str::parse::<Position>);
+    ws.on_upgrade(move |socket| talk(socket, chat.hub, room, name, since))
 }
 
 /// A query parameter made of letters, digits, `-` and `_` (anything else is ignored).
@@ -208,16 +232,38 @@ fn query(uri: &Uri, key: &str) -> Option<String> {
         })
 }
 
-async fn talk(mut socket: WebSocket, hub: Hub, room: String, name: String) {
+async fn talk(
+    mut socket: WebSocket,
+    hub: Hub,
+    room: String,
+    name: String,
+    since: Option<Result<Position, tower_ws::hub::ParsePositionError>>,
+) {
+    let since = match since.transpose() {
+        Ok(since) => since,
+        Err(e) => {
+            let close = tower_ws::axum::CloseFrame {
+                code: CloseCode::POLICY_VIOLATION.as_u16(),
+                reason: format!("since: {e}").into(),
+            };
+            let _ = socket.send(Message::Close(Some(close))).await;
+            return;
+        }
+    };
     let me = hub.attach(&mut socket);
     let topic = format!("room:{room}");
-    me.subscribe(&topic);
+    // First the answer (the room's position, and whether the lines missed since `since`
+    // follow), then those lines, then the live ones: all in this order, from the room's log.
+    me.subscribe_since_with(&topic, since, |s| Envelope::subscribed(None, s));
     me.register(&name);
     let hello = format!("you are {name} in #{room}; /msg NAME TEXT writes to NAME's tabs");
     if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
     }
-    hub.publish(&topic, format!("{name} joined"));
+    // A tab that comes back does not join again.
+    if since.is_none() {
+        say(&hub, &topic, &format!("{name} joined"));
+    }
     // Reading is also what writes: the socket sends what the hub queued for it while it waits
     // for the next message.
     while let Some(Ok(msg)) = socket.recv().await {
@@ -228,10 +274,15 @@ async fn talk(mut socket: WebSocket, hub: Hub, room: String, name: String) {
             // Every tab of `to`, on this node and (with Redis) the others.
             hub.send_to(to, format!("{name} (to you): {said}"));
         } else if !line.is_empty() {
-            hub.publish(&topic, format!("{name}: {line}"));
+            say(&hub, &topic, &format!("{name}: {line}"));
         }
     }
-    hub.publish(&topic, format!("{name} left"));
+}
+
+/// A line in a room: `{"type":"msg","epoch":E,"offset":O,"data":LINE}`, made once with its
+/// position.
+fn say(hub: &Hub, topic: &str, line: &str) {
+    hub.publish_with(topic, |at| Envelope::text(None, at, line));
 }
 
 async fn shutdown_signal() {
@@ -273,15 +324,53 @@ const PAGE: &str = r#"<!doctype html>
   const status = document.getElementById("status");
   const input = document.getElementById("msg");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws${location.search}`);
-  function show(text) {
+  // The lines shown and the position of the last room line, kept across reloads of this tab.
+  const key = `chat${location.search}`;
+  const saved = JSON.parse(sessionStorage.getItem(key) || "{}");
+  let since = saved.since || null;
+  const lines = saved.lines || [];
+  let ws = null;
+  let retry = 0;
+  function show(text, keep) {
     const li = document.createElement("li");
     li.textContent = text;
     log.appendChild(li);
+    if (keep) {
+      lines.push(text);
+      if (lines.length > 500) lines.shift();
+    }
+    sessionStorage.setItem(key, JSON.stringify({ since, lines }));
   }
-  ws.onopen = () => { status.textContent = "connected"; };
-  ws.onmessage = (event) => show(event.data);
-  ws.onclose = (event) => { status.textContent = `closed (${event.code})`; };
+  for (const line of lines) show(line, false);
+  function connect() {
+    // EPOCH:OFFSET needs no escaping (hex digits, a colon, decimal digits).
+    const query = since
+      ? `${location.search ? location.search + "&" : "?"}since=${since}`
+      : location.search;
+    ws = new WebSocket(`${scheme}://${location.host}/ws${query}`);
+    ws.onopen = () => { status.textContent = "connected"; retry = 0; };
+    ws.onmessage = (event) => {
+      let m = null;
+      try { m = JSON.parse(event.data); } catch (e) {}
+      if (m && m.type === "subscribed") {
+        // Recovered: the missed lines follow, each moving `since`. If not, start afresh here.
+        if (since && !m.recovered) show("(missed messages while away)", true);
+        if (!since || !m.recovered) since = `${m.epoch}:${m.offset}`;
+      } else if (m && m.type === "msg") {
+        since = `${m.epoch}:${m.offset}`;
+        show(m.data, true);
+      } else {
+        show(event.data, false);
+      }
+    };
+    ws.onclose = (event) => {
+      status.textContent = `closed (${event.code}), reconnecting`;
+      // 1008: the server refused the position; come back without it.
+      if (event.code === 1008) since = null;
+      setTimeout(connect, Math.min(5000, 250 * 2 ** retry++));
+    };
+  }
+  connect();
   document.getElementById("form").onsubmit = (event) => {
     event.preventDefault();
     if (input.value && ws.readyState === WebSocket.OPEN) {

@@ -78,6 +78,21 @@ async fn chat_example_two_browser_tabs_see_each_others_messages() {
     .expect("browser test timed out");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_example_a_tab_that_loses_its_connection_or_reloads_misses_nothing() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    tokio::time::timeout(
+        TOTAL,
+        with_example(chat::run, |addr| {
+            with_browser(&chromium, &chromedriver, move |wd| chat_resume(wd, addr))
+        }),
+    )
+    .await
+    .expect("browser test timed out");
+}
+
 /// Runs an example's server (its `run(listener, stop)`) in this process on a free loopback
 /// port for as long as `body` takes, then stops it gracefully.
 async fn with_example<R, Fut, B, BFut>(run: R, body: B)
@@ -181,6 +196,68 @@ async fn chat_tabs(wd: Driver, chat_addr: SocketAddr) -> Driver {
         ": hi B, this is A",
     )
     .await;
+    wd
+}
+
+/// Tab B loses its connection while tab A talks, then comes back; later B is reloaded. B ends
+/// with every line of the room exactly once.
+async fn chat_resume(wd: Driver, chat_addr: SocketAddr) -> Driver {
+    let page = format!("http://{chat_addr}/?room=resume");
+    let log = "document.getElementById('log').textContent";
+    let status = "document.getElementById('status').textContent";
+    let tab_a = wd.get("/window").await.as_str().unwrap().to_owned();
+    wd.post("/url", json!({ "url": page })).await;
+    wd.wait_for(status, "connected").await;
+    let tab_b = wd.post("/window/new", json!({ "type": "tab" })).await["handle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wd.post("/window", json!({ "handle": tab_b })).await;
+    wd.post("/url", json!({ "url": page })).await;
+    wd.wait_for(status, "connected").await;
+    wd.say("before the drop").await;
+    wd.wait_for(log, ": before the drop").await;
+
+    // B's connection drops (and B does not reconnect until told to).
+    wd.post(
+        "/execute/sync",
+        json!({ "script": "ws.onclose = null; ws.close();", "args": [] }),
+    )
+    .await;
+    wd.post("/window", json!({ "handle": tab_a })).await;
+    wd.say("while B was away").await;
+    wd.wait_for(log, ": while B was away").await;
+    wd.say("and once more").await;
+    wd.wait_for(log, ": and once more").await;
+
+    // B comes back with its position: the two lines it missed, once each.
+    wd.post("/window", json!({ "handle": tab_b })).await;
+    wd.post(
+        "/execute/sync",
+        json!({ "script": "connect();", "args": [] }),
+    )
+    .await;
+    wd.wait_for(log, ": and once more").await;
+    for line in [": before the drop", ": while B was away", ": and once more"] {
+        assert_eq!(wd.count(log, line).await, 1, "{line}");
+    }
+    assert_eq!(wd.count(log, "missed messages").await, 0);
+
+    // A reload keeps the lines and resumes from the last one: nothing shown twice.
+    wd.post("/refresh", json!({})).await;
+    wd.wait_for(status, "connected").await;
+    wd.post("/window", json!({ "handle": tab_a })).await;
+    wd.say("after the reload").await;
+    wd.post("/window", json!({ "handle": tab_b })).await;
+    wd.wait_for(log, ": after the reload").await;
+    for line in [
+        ": before the drop",
+        ": while B was away",
+        ": and once more",
+        ": after the reload",
+    ] {
+        assert_eq!(wd.count(log, line).await, 1, "{line} after the reload");
+    }
     wd
 }
 
@@ -341,6 +418,18 @@ impl Driver {
                       document.getElementById('send').click();";
         self.post("/execute/sync", json!({ "script": script, "args": [text] }))
             .await;
+    }
+
+    /// How many times `needle` occurs in the text of `expr`.
+    async fn count(&self, expr: &str, needle: &str) -> usize {
+        let script = format!("return {expr}.split(arguments[0]).length - 1;");
+        let value = self
+            .post(
+                "/execute/sync",
+                json!({ "script": script, "args": [needle] }),
+            )
+            .await;
+        usize::try_from(value.as_u64().expect("a count")).unwrap()
     }
 
     /// Polls `expr` until its text contains `needle` (10 s at most).
