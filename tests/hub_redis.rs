@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message as TMessage;
 use tower_ws::hub::Hub;
-use tower_ws::hub::backplane::{RedisBackplane, RedisStats};
+use tower_ws::hub::backplane::{RedisBackplane, RedisEvent, RedisStats};
 use tower_ws::{Config, Message, UpgradedWebSocket};
 
 /// The longest a whole test may take.
@@ -471,6 +471,8 @@ async fn nodes_reconnect_after_redis_restarts() {
         a.hub.publish("room", "before");
         assert_eq!(next_text(&mut on_a).await, "before");
         assert_eq!(next_text(&mut on_b).await, "before");
+        let mut events_a = a.backplane.events();
+        let mut events_b = b.backplane.events();
 
         redis.kill();
         let down = std::time::Instant::now();
@@ -535,6 +537,42 @@ async fn nodes_reconnect_after_redis_restarts() {
         let (sa, sb) = (a.backplane.stats(), b.backplane.stats());
         assert_eq!(sa.lost_publishes, DOWN as u64, "A: {sa:?}");
         assert_eq!(sb.lost_publishes, 0, "B: {sb:?}");
+
+        // The same story, told as it happened: each node lost Redis once and came back after
+        // the gap; A's publishes made meanwhile are reported lost.
+        for (name, events, lost) in [("A", &mut events_a, DOWN as u64), ("B", &mut events_b, 0)] {
+            let mut seen = Vec::new();
+            while let Ok(event) = events.try_recv() {
+                seen.push(event);
+            }
+            assert_eq!(
+                seen.first(),
+                Some(&RedisEvent::Disconnected),
+                "{name}: {seen:?}"
+            );
+            let reconnected: Vec<_> = seen
+                .iter()
+                .filter_map(|e| match e {
+                    RedisEvent::Reconnected { gap } => Some(*gap),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(reconnected.len(), 1, "{name}: {seen:?}");
+            let node = if name == "A" { &a } else { &b };
+            assert_eq!(
+                Some(reconnected[0].as_millis().max(1)),
+                node.backplane.stats().last_gap.map(|g| g.as_millis()),
+                "{name}: the event's gap is the one in the stats"
+            );
+            let reported: u64 = seen
+                .iter()
+                .map(|e| match e {
+                    RedisEvent::PublishesLost { count } => *count,
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(reported, lost, "{name}: {seen:?}");
+        }
     })
     .await;
 }

@@ -38,7 +38,7 @@ mod redis;
 pub use local::{LocalBackplane, LocalNode};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{RedisBackplane, RedisStats};
+pub use redis::{RedisBackplane, RedisEvent, RedisStats};
 
 /// Carries published messages between the nodes of a hub.
 ///

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 
 use super::{Backplane, Inbound};
 
@@ -20,6 +20,8 @@ const PUBLISH_BATCH: usize = 256;
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnection attempts back off from the first to the last of these.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
+/// Events kept for a receiver that has not read them; a slower one skips the oldest.
+const EVENTS: usize = 64;
 
 /// A [`Backplane`] over Redis pub/sub: every node connects to the same Redis server, publishes
 /// there, and subscribes to the channels of the topics (and keys) it has subscribers for.
@@ -40,7 +42,7 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from
 /// the others'). Publishing never waits for Redis: a publish that finds the queue to Redis
 /// full (8192 messages) is dropped and counted the same way. Applications that need every
 /// message after a gap must fetch the state again (the usual pattern: on reconnect, clients
-/// reload).
+/// reload). [`events`](RedisBackplane::events) tells the application as it happens.
 ///
 /// # Examples
 ///
@@ -70,8 +72,52 @@ struct Shared {
     changed: Arc<Notify>,
     outgoing: mpsc::Sender<(String, Bytes)>,
     counters: Counters,
+    events: broadcast::Sender<RedisEvent>,
     /// Ends the background tasks when the last handle is dropped.
     closing: Arc<Notify>,
+}
+
+/// Something that happened to a [`RedisBackplane`]'s connections, as it happens (see
+/// [`RedisBackplane::events`]).
+///
+/// # Examples
+///
+/// ```no_run
+/// use tower_ws::hub::backplane::{RedisBackplane, RedisEvent};
+///
+/// # async fn run() -> redis::RedisResult<()> {
+/// let backplane = RedisBackplane::connect("redis://127.0.0.1:6379").await?;
+/// let mut events = backplane.events();
+/// tokio::spawn(async move {
+///     while let Ok(event) = events.recv().await {
+///         match event {
+///             RedisEvent::Disconnected => eprintln!("redis: lost; messages from other nodes are missed"),
+///             RedisEvent::Reconnected { gap } => eprintln!("redis: back after {gap:?}"),
+///             RedisEvent::PublishesLost { count } => eprintln!("redis: {count} publishes not sent"),
+///             _ => {}
+///         }
+///     }
+/// });
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisEvent {
+    /// The subscription connection was lost: until [`Reconnected`](RedisEvent::Reconnected),
+    /// what other nodes publish does not reach this one.
+    Disconnected,
+    /// Subscribed again to every channel this node needs, `gap` after the connection was
+    /// lost. What was published meanwhile is lost for this node (Redis pub/sub has no replay).
+    Reconnected {
+        /// From losing the connection to being subscribed again.
+        gap: Duration,
+    },
+    /// This many of this node's publishes did not reach Redis (the connection was down, or the
+    /// queue to Redis was full): this node's subscribers got them, the other nodes' did not.
+    PublishesLost {
+        /// Publishes lost since the last such event.
+        count: u64,
+    },
 }
 
 #[derive(Default)]
@@ -82,6 +128,8 @@ struct Counters {
     subscribed: AtomicUsize,
     last_gap_ms: AtomicU64,
     received: AtomicU64,
+    /// Publishes dropped on a full queue and not yet reported as an event.
+    unreported: AtomicU64,
     /// Bumped when the subscription connection is lost and when it is subscribed again: the
     /// publishing task then drops its connection to the same server (most likely dead too:
     /// the next batch sent on it would be lost although Redis is back) and connects again
@@ -178,6 +226,7 @@ impl RedisBackplane {
             changed: changed.clone(),
             outgoing,
             counters: Counters::default(),
+            events: broadcast::channel(EVENTS).0,
             closing: closing.clone(),
         });
         tokio::spawn(publish_loop(
@@ -194,6 +243,26 @@ impl RedisBackplane {
             changed,
         ));
         Ok(Self { shared })
+    }
+
+    /// The backplane's events from now on: losing Redis, being back (with the gap), publishes
+    /// that could not be sent. A receiver that falls more than 64 events behind skips the
+    /// oldest (`recv` says how many, as [`broadcast`] does); the counters in
+    /// [`stats`](RedisBackplane::stats) keep the totals.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> redis::RedisResult<()> {
+    /// let backplane = tower_ws::hub::backplane::RedisBackplane::connect("redis://127.0.0.1").await?;
+    /// let mut events = backplane.events();
+    /// if let Ok(event) = events.recv().await {
+    ///     println!("{event:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> broadcast::Receiver<RedisEvent> {
+        self.shared.events.subscribe()
     }
 
     /// The backplane's counters so far.
@@ -249,7 +318,9 @@ impl Backplane for RedisBackplane {
             .try_send((channel.to_owned(), payload))
             .is_err()
         {
+            // Reported as an event by the publishing task, with its next batch.
             self.shared.counters.lost.fetch_add(1, Relaxed);
+            self.shared.counters.unreported.fetch_add(1, Relaxed);
         }
     }
 }
@@ -317,13 +388,17 @@ async fn publish_loop(
             }
             None => false,
         };
+        let Some(s) = shared.upgrade() else { return };
+        let mut lost = s.counters.unreported.swap(0, Relaxed);
         if !sent {
             conn = None;
-            match shared.upgrade() {
-                Some(s) => s.counters.lost.fetch_add(batch.len() as u64, Relaxed),
-                None => return,
-            };
+            s.counters.lost.fetch_add(batch.len() as u64, Relaxed);
+            lost += batch.len() as u64;
         }
+        if lost > 0 {
+            let _ = s.events.send(RedisEvent::PublishesLost { count: lost });
+        }
+        drop(s);
         batch.clear();
     }
 }
@@ -360,11 +435,13 @@ async fn subscribe_loop(
                 break;
             }
             if let Some(since) = down_since.take() {
-                let ms = since.elapsed().as_millis().max(1);
+                let gap = since.elapsed();
+                let ms = gap.as_millis().max(1);
                 s.counters
                     .last_gap_ms
                     .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
                 s.counters.epoch.fetch_add(1, Relaxed);
+                let _ = s.events.send(RedisEvent::Reconnected { gap });
             }
             s.counters.connected.store(true, Relaxed);
             let prefix = s.prefix.clone();
@@ -396,7 +473,11 @@ async fn subscribe_loop(
         s.counters.subscribed.store(0, Relaxed);
         s.counters.reconnects.fetch_add(1, Relaxed);
         s.counters.epoch.fetch_add(1, Relaxed);
-        down_since = Some(Instant::now());
+        // One gap, however many attempts fail before it ends.
+        if down_since.is_none() {
+            down_since = Some(Instant::now());
+            let _ = s.events.send(RedisEvent::Disconnected);
+        }
     }
 }
 
