@@ -48,8 +48,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower_ws::axum::{Message, WebSocket, WebSocketUpgrade};
-use tower_ws::hub::{Envelope, History, Hub, HubBuilder, Position};
-use tower_ws::{CloseCode, Config, Shutdown, WebSocketLayer};
+use tower_ws::hub::{Envelope, History, Hub, HubBuilder};
+use tower_ws::{CloseCode, Config, Position, Shutdown, WebSocketLayer};
 
 /// What a room keeps for tabs that come back.
 fn room_history() -> History {
@@ -237,7 +237,7 @@ async fn talk(
     hub: Hub,
     room: String,
     name: String,
-    since: Option<Result<Position, tower_ws::hub::ParsePositionError>>,
+    since: Option<Result<Position, tower_ws::ParsePositionError>>,
 ) {
     let since = match since.transpose() {
         Ok(since) => since,

@@ -30,8 +30,8 @@ use std::net::SocketAddr;
 
 use std::time::Duration;
 
-use tower_ws::hub::{Envelope, History, Hub, HubBuilder, Position, PreparedMessage};
-use tower_ws::{CloseCode, Config, Message, OriginPolicy, UpgradedWebSocket};
+use tower_ws::hub::{Envelope, History, Hub, HubBuilder, PreparedMessage};
+use tower_ws::{CloseCode, Config, Message, OriginPolicy, Position, UpgradedWebSocket};
 
 const TOPIC: &str = "all";
 /// How long `--history` keeps a message.

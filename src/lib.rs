@@ -112,6 +112,7 @@ pub mod handshake;
 #[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
 pub mod hub;
 mod message;
+mod position;
 mod proto;
 #[cfg(feature = "rpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rpc")))]
@@ -140,6 +141,7 @@ pub use deflate::DeflateConfig;
 pub use error::{Error, ErrorKind};
 pub use handshake::{HandshakeError, OriginPolicy};
 pub use message::{CloseCode, CloseFrame, Message, Utf8Bytes};
+pub use position::{Epoch, ParsePositionError, Position};
 pub use proto::Role;
 pub use socket::WebSocket;
 pub use socket::split::{ReadHalf, WriteHalf};

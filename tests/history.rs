@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::{RawClient, serve, within};
-use tower_ws::hub::{Envelope, History, Hub, Position, PreparedMessage};
-use tower_ws::{Config, Message, Role, UpgradedWebSocket, WebSocket};
+use tower_ws::hub::{Envelope, History, Hub, PreparedMessage};
+use tower_ws::{Config, Message, Position, Role, UpgradedWebSocket, WebSocket};
 
 fn history_hub(messages: usize, max_age: Duration) -> Hub {
     Hub::builder()

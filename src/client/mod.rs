@@ -44,6 +44,8 @@ use crate::{Body, WebSocket};
 
 mod error;
 mod proxy;
+#[cfg(feature = "json")]
+mod resume;
 #[cfg(feature = "server")]
 mod service;
 #[cfg(feature = "rustls")]
@@ -55,6 +57,9 @@ mod tls;
 pub use rustls;
 
 pub use error::ClientError;
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub use resume::{Disconnection, Resuming, Update};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use service::connect_service;

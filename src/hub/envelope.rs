@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 
 use super::PreparedMessage;
-use super::position::{Position, Subscribed};
+use super::position::Subscribed;
+use crate::Position;
 
 /// Renders hub messages and subscription answers as JSON text frames:
 ///
@@ -18,7 +19,7 @@ use super::position::{Position, Subscribed};
 ///   where `offset` is the topic's newest position when the subscription began.
 ///
 /// `topic` is left out when `None`; `epoch` is a string of 16 hexadecimal digits (see
-/// [`Epoch`](super::Epoch)), `offset` a number.
+/// [`Epoch`](crate::Epoch)), `offset` a number.
 ///
 /// # Examples
 ///
@@ -51,7 +52,8 @@ impl Envelope {
     /// # Examples
     ///
     /// ```
-    /// use tower_ws::hub::{Envelope, Position};
+    /// use tower_ws::Position;
+    /// use tower_ws::hub::Envelope;
     ///
     /// let at: Position = "0000000000000001:7".parse().unwrap();
     /// let frame = Envelope::json(None, at, r#"{"px":101.5}"#);
@@ -137,7 +139,7 @@ fn push_string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::Epoch;
+    use crate::Epoch;
 
     fn at(offset: u64) -> Position {
         Position {

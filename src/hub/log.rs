@@ -19,8 +19,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use super::mailbox::Bounds;
-use super::position::{Epoch, History, Position};
+use super::position::{History, new_epoch};
 use super::prepared::PreparedMessage;
+use crate::{Epoch, Position};
 
 /// One published message.
 #[derive(Debug)]
@@ -115,7 +116,7 @@ impl Log {
             ring: RwLock::default(),
             taken: AtomicU64::new(0),
             tail: AtomicU64::new(0),
-            epoch: Epoch::new(),
+            epoch: new_epoch(),
             history,
         }
     }
@@ -190,13 +191,21 @@ impl Log {
     pub(crate) fn resume(&self, since: Option<Position>) -> (Position, Result<u64, u64>) {
         let ring = self.read();
         let tail = ring.tail();
-        let mut oldest = ring.first;
+        // What may be replayed: the history's newest entries (the log may hold more, for
+        // subscribers still reading them or until its next trim); without a history, nothing
+        // (a position is recovered only if nothing was missed).
+        let mut oldest = match self.history {
+            Some(h) => ring.first.max(tail.saturating_sub(h.messages as u64)),
+            None => tail,
+        };
         if let Some(h) = self.history {
             let now = Instant::now();
+            let skip = usize::try_from(oldest - ring.first).unwrap_or(usize::MAX);
             // Entries are in the order they were appended: skip those past the age.
             oldest += ring
                 .entries
                 .iter()
+                .skip(skip)
                 .take_while(|e| {
                     e.at.is_some_and(|at| now.saturating_duration_since(at) > h.max_age)
                 })

@@ -94,9 +94,10 @@ mod topics;
 
 pub use envelope::Envelope;
 pub use mailbox::Overflow;
-pub use position::{Epoch, History, ParsePositionError, Position, Published, Subscribed};
+pub use position::{History, Published, Subscribed};
 pub use prepared::PreparedMessage;
 
+use crate::Position;
 use crate::socket::outbox::Outbox;
 use backplane::{Backplane, Inbound};
 use drain::Shard;
@@ -735,7 +736,8 @@ impl Member {
     /// epoch, older than what the topic keeps, or ahead of it): the subscriber gets what is
     /// published from now on and should reload its state. Without `since`, it is a plain
     /// subscription that also tells the topic's position (`recovered` is `true`). What a
-    /// topic keeps is its [`History`] ([`HubBuilder::history`]).
+    /// topic keeps is its [`History`] ([`HubBuilder::history`]); a topic without one recovers
+    /// a position only if nothing was published after it.
     ///
     /// # Examples
     ///

@@ -10,7 +10,8 @@ use super::PreparedMessage;
 use super::drain::Shard;
 use super::log::{Appended, Entry, Log};
 use super::mailbox::{Mailbox, Overflow, Policy};
-use super::position::{History, Position, Subscribed};
+use super::position::{History, Subscribed};
+use crate::Position;
 
 /// How many appends a log takes between two looks at every subscriber's position (to drop
 /// what all of them took): a publish that pushes nothing out of the log touches only each
