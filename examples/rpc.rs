@@ -14,7 +14,8 @@
 //!   user it found reaches every request made over the socket. Send
 //!   `{"id":1,"method":"GET","target":"/api/todos"}`, get
 //!   `{"id":1,"code":200,"message":"OK","body":"[...]"}`.
-//! - Every change to the todos is pushed to every open socket: `{"id":0,"message":"todos",...}`.
+//! - Every change to the todos is pushed to every open socket:
+//!   `{"id":0,"message":"todos",...,"epoch":E,"offset":O}`.
 //! - `/` (no auth): a page whose script uses the API over the socket and shows the pushes.
 
 use std::collections::BTreeMap;

@@ -397,11 +397,18 @@ async fn pushes_arrive_as_envelopes_with_id_0() {
         request(ws, json!({"id": 1, "method": "GET", "target": "/api/me"})).await;
     }
     assert_eq!(tower_ws::rpc::push(&hub, "todos", r#"{"changed":1}"#), 2);
+    assert_eq!(tower_ws::rpc::push(&hub, "todos", r#"{"changed":2}"#), 2);
+    let at = hub.position("todos").expect("the topic's position");
     for ws in [&mut a, &mut b] {
-        let push = reply(ws).await;
-        assert_eq!(push["id"], 0);
-        assert_eq!(push["message"], "todos");
-        assert_eq!(push["body"], r#"{"changed":1}"#);
+        for (n, offset) in [(1, at.offset - 1), (2, at.offset)] {
+            let push = reply(ws).await;
+            assert_eq!(push["id"], 0);
+            assert_eq!(push["message"], "todos");
+            assert_eq!(push["body"], format!(r#"{{"changed":{n}}}"#));
+            // Its position: a client tells a missed push by a jump in `offset`.
+            assert_eq!(push["epoch"], at.epoch.to_string());
+            assert_eq!(push["offset"], offset);
+        }
     }
 }
 

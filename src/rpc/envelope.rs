@@ -134,12 +134,14 @@ pub(crate) fn error(refusal: &Refusal) -> String {
 }
 
 /// A push envelope: id 0, `message` the topic, `body` the payload.
-pub(crate) fn push(topic: &str, body: &str) -> String {
+pub(crate) fn push(topic: &str, body: &str, at: crate::Position) -> String {
     let mut obj = Map::new();
     obj.insert("id".into(), 0.into());
     obj.insert("code".into(), 200.into());
     obj.insert("message".into(), topic.into());
     obj.insert("body".into(), body.into());
+    obj.insert("epoch".into(), at.epoch.to_string().into());
+    obj.insert("offset".into(), at.offset.into());
     Value::Object(obj).to_string()
 }
 
@@ -191,10 +193,15 @@ mod tests {
         assert_eq!(v["code"], 404);
         assert_eq!(v["message"], "Not Found");
         assert_eq!(v["body"], "nope");
-        let v: Value = serde_json::from_str(&push("todos", "changed")).unwrap();
+        let at: crate::Position = "00000000000000ab:7".parse().unwrap();
+        let v: Value = serde_json::from_str(&push("todos", "changed", at)).unwrap();
         assert_eq!(
             (v["id"].as_u64(), v["message"].as_str()),
             (Some(0), Some("todos"))
+        );
+        assert_eq!(
+            (v["epoch"].as_str(), v["offset"].as_u64()),
+            (Some("00000000000000ab"), Some(7))
         );
     }
 }

@@ -42,7 +42,9 @@
 //! message closes the connection with 1003 (unsupported data).
 //!
 //! **Push** (server to client, any time): `id` 0, `code` 200, `message` the topic's name,
-//! `body` the payload; see [`push`].
+//! `body` the payload, and the push's position in its topic: `epoch` (a string) and `offset`
+//! (a number rising by one per push; see [`Position`](crate::Position)), so a client can tell
+//! whether it missed one; see [`push`].
 //!
 //! # Examples
 //!

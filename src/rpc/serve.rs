@@ -56,9 +56,10 @@ pub fn serve<S>(ws: UpgradedWebSocket, service: S) -> Rpc<S> {
     }
 }
 
-/// Publishes `body` to the hub's `topic` as a push envelope (`id` 0, `message` the topic):
-/// every RPC socket attached to the hub and subscribed to `topic` receives it (encoded once
-/// for all). Returns how many sockets on this node queued it.
+/// Publishes `body` to the hub's `topic` as a push envelope (`id` 0, `message` the topic,
+/// `epoch` and `offset` its position in the topic): every RPC socket attached to the hub and
+/// subscribed to `topic` receives it (encoded once for all). Returns how many sockets on this
+/// node queued it.
 ///
 /// # Examples
 ///
@@ -67,10 +68,10 @@ pub fn serve<S>(ws: UpgradedWebSocket, service: S) -> Rpc<S> {
 /// assert_eq!(tower_ws::rpc::push(&hub, "todos", r#"{"changed":3}"#), 0);
 /// ```
 pub fn push(hub: &Hub, topic: &str, body: &str) -> usize {
-    hub.publish(
-        topic,
-        PreparedMessage::text(Utf8Bytes::from(envelope::push(topic, body))),
-    )
+    hub.publish_with(topic, |at| {
+        PreparedMessage::text(Utf8Bytes::from(envelope::push(topic, body, at)))
+    })
+    .subscribers
 }
 
 /// A socket being served with a service; see [`serve`]. Await it to run it.
