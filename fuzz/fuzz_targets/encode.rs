@@ -15,18 +15,27 @@
 use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use tower_ws::__fuzz::{Agreed, Deflater, FrameEncoder, FrameDecoder, Inflater};
+use tower_ws::__fuzz::{Agreed, Deflater, FrameDecoder, FrameEncoder, Inflater};
 use tower_ws::{CloseCode, CloseFrame, ErrorKind, Message, Role};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Text { text: String, compress: bool },
-    Binary { data: Vec<u8>, compress: bool },
+    Text {
+        text: String,
+        compress: bool,
+    },
+    Binary {
+        data: Vec<u8>,
+        compress: bool,
+    },
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Close(Option<(u16, String)>),
     /// A data message cut into fragments (never compressed).
-    Fragments { text: bool, parts: Vec<Vec<u8>> },
+    Fragments {
+        text: bool,
+        parts: Vec<Vec<u8>>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -65,7 +74,11 @@ fuzz_target!(|input: Input| {
                     continue;
                 }
                 let count = parts.len().max(1);
-                let parts = if parts.is_empty() { vec![Vec::new()] } else { parts };
+                let parts = if parts.is_empty() {
+                    vec![Vec::new()]
+                } else {
+                    parts
+                };
                 for (i, part) in parts.into_iter().enumerate() {
                     encoder.fragment(i == 0, text, i + 1 == count, &Bytes::from(part));
                 }
@@ -81,7 +94,9 @@ fuzz_target!(|input: Input| {
             Op::Ping(data) => (Message::Ping(Bytes::from(data)), false),
             Op::Pong(data) => (Message::Pong(Bytes::from(data)), false),
             Op::Close(frame) => (
-                Message::Close(frame.map(|(code, reason)| CloseFrame::new(CloseCode::from(code), reason))),
+                Message::Close(
+                    frame.map(|(code, reason)| CloseFrame::new(CloseCode::from(code), reason)),
+                ),
                 false,
             ),
         };

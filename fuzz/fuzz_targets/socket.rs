@@ -10,7 +10,9 @@
 //! one topic before the first step; steps publish to that topic between the others, and the
 //! hub's drain (a task the hub spawns on the runtime) writes the deliveries whenever the
 //! runtime runs its tasks (a drain step, a clock step, the end of the run), whatever the
-//! application's tasks are doing.
+//! application's tasks are doing. With the replay flag too, the topic keeps a history, two
+//! messages are published before the socket attaches, and it subscribes from the position
+//! before them: they go out first, replayed from the topic's log, then the rest.
 //!
 //! Input: four config bytes (see `Setup::from`), then steps, one opcode byte each plus its
 //! arguments (see `Harness::step`), until the input runs out.
@@ -62,7 +64,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
 use tower_ws::__fuzz::{Agreed, Deflater, FrameDecoder, Inflater, websocket_with_deflate};
-use tower_ws::hub::{Hub, Member, Overflow, PreparedMessage};
+use tower_ws::Position;
+use tower_ws::hub::{History, Hub, Member, Overflow, PreparedMessage};
 use tower_ws::{
     CloseCode, CloseFrame, Config, Error, Message, ReadHalf, Role, WebSocket, WriteHalf,
 };
@@ -494,11 +497,14 @@ struct Setup {
     vectored: bool,
     /// Attach the socket to a hub, subscribed to `TOPIC`, before the first step.
     hub: bool,
+    /// The hub's topic keeps a history, two messages were published to it before the socket
+    /// attached, and the socket subscribes from before them: they are replayed first.
+    replay: bool,
 }
 
 impl Setup {
-    /// Four bytes: flags (1 client, 2 deflate, 4 vectored writes, 8 keepalive, 0x20 attached to
-    /// a hub, 0x40 no context takeover; 0x10 and 0x80 unused), sizes (write buffer, high-water
+    /// Four bytes: flags (1 client, 2 deflate, 4 vectored writes, 8 keepalive, 0x10 with 0x20
+    /// a history replayed, 0x20 attached to a hub, 0x40 no context takeover; 0x80 unused), sizes (write buffer, high-water
     /// mark, read buffer, limits, 0x80 unmasked frames accepted), times (close timeout,
     /// keepalive interval), and more (pong timeout, window bits, 0x80 compression threshold 0).
     fn from(r: &mut Reader<'_>) -> Self {
@@ -540,6 +546,7 @@ impl Setup {
             deflate,
             vectored: flags & 4 != 0,
             hub: flags & 0x20 != 0,
+            replay: flags & 0x30 == 0x30,
         }
     }
 }
@@ -890,6 +897,13 @@ impl Harness<'_> {
             // The socket ended and left the hub: it never gets this one.
             return;
         }
+        self.queued_for_socket(msg);
+    }
+
+    /// A message the hub queued for the socket (published now, or replayed from the topic's
+    /// history): it goes out where it stands in `sent`.
+    fn queued_for_socket(&mut self, msg: Message) {
+        let a = self.hub.as_mut().expect("attached");
         a.queued += 1;
         self.hub_unseen += self.frame_bound(msg.len());
         if let Some(f) = self.floats.back_mut().filter(|f| f.open) {
@@ -1654,15 +1668,43 @@ fuzz_target!(|data: &[u8]| {
         Some(agreed) => websocket_with_deflate(io.clone(), setup.role, &setup.config, Some(agreed)),
         None => WebSocket::from_raw(io.clone(), setup.role, &setup.config),
     };
+    // With a history, what was published before the socket attached and is replayed to it.
+    let replayed = if setup.replay {
+        vec![
+            (
+                Message::text(text(20, 1)),
+                PreparedMessage::text(text(20, 1)),
+            ),
+            (
+                Message::binary(binary(200, 2)),
+                PreparedMessage::binary(binary(200, 2)),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
     let hub = setup.hub.then(|| {
         // Bounds no script reaches (400 publishes of at most 64 KiB): nothing is dropped.
-        let hub = Hub::builder()
+        let mut builder = Hub::builder()
             .queue_limits(1 << 20, 1 << 30)
             .overflow(Overflow::DropOldest)
-            .drains(1)
-            .build();
+            .drains(1);
+        if setup.replay {
+            builder = builder.history(TOPIC, History::new(16, Duration::from_secs(3600)));
+        }
+        let hub = builder.build();
+        let mut since = None;
+        for (_, prepared) in &replayed {
+            let at = hub.publish_with(TOPIC, |_| prepared.clone()).position;
+            since.get_or_insert(Position {
+                offset: at.offset - 1,
+                ..at
+            });
+        }
         let member = hub.attach(&mut ws);
-        assert!(member.subscribe(TOPIC));
+        let subscribed = member.subscribe_since(TOPIC, since).expect("subscribed");
+        assert!(subscribed.recovered, "{subscribed:?}");
+        assert_eq!(subscribed.replayed, replayed.len() as u64);
         Attached {
             hub,
             member,
@@ -1723,6 +1765,9 @@ fuzz_target!(|data: &[u8]| {
         hub,
         hub_unseen: 0,
     };
+    for (msg, _) in replayed {
+        h.queued_for_socket(msg);
+    }
     let mut steps = 0;
     while !r.0.is_empty() && steps < MAX_STEPS {
         h.step(&mut r);
