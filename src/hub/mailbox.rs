@@ -555,27 +555,29 @@ pub(crate) trait Detach: Send + Sync {
     fn detach(&self, mailbox: &Mailbox);
 }
 
-/// A socket's link to its hub: the mailbox it drains, and who to tell when it ends. The
-/// socket holds it as its [`Outbox`] and drops it when the connection ends.
-pub(crate) struct Attachment {
+/// What the socket drops when its connection ends (or the socket is dropped): the mailbox is
+/// closed and the hub forgets it.
+pub(crate) struct Detacher {
     pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) owner: Arc<dyn Detach>,
 }
 
-impl Outbox for Attachment {
-    #[inline]
-    fn may_have_pending(&self) -> bool {
-        self.mailbox.may_have_pending()
-    }
-
-    fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode> {
-        self.mailbox.deliver(frames)
-    }
-}
-
-impl Drop for Attachment {
+impl Drop for Detacher {
     fn drop(&mut self) {
         self.mailbox.close();
         self.owner.detach(&self.mailbox);
+    }
+}
+
+/// The socket reads its mailbox through the seam it owns (the hub's drain reaches the mailbox
+/// directly).
+impl Outbox for Mailbox {
+    #[inline]
+    fn may_have_pending(&self) -> bool {
+        Mailbox::may_have_pending(self)
+    }
+
+    fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode> {
+        Mailbox::deliver(self, frames)
     }
 }

@@ -98,10 +98,10 @@ pub use position::{History, Published, Subscribed};
 pub use prepared::PreparedMessage;
 
 use crate::Position;
-use crate::socket::outbox::Outbox;
+use crate::socket::outbox::Attached;
 use backplane::{Backplane, Inbound};
 use drain::Shard;
-use mailbox::{Attachment, Bounds, Detach, Mailbox, Policy};
+use mailbox::{Bounds, Detach, Detacher, Mailbox, Policy};
 use topics::{Msg, Subscribers};
 
 /// A subscriber's queue holds at most this many messages by default.
@@ -417,11 +417,14 @@ impl Hub {
         let shard = shared.shards[id as usize % shared.shards.len()].clone();
         let mailbox = sealed::Sealed::attach_with(socket, |link| {
             let mailbox = Mailbox::new(id, link, shard);
-            let attachment = Attachment {
-                mailbox: mailbox.clone(),
-                owner: shared.clone(),
+            let attached = Attached {
+                outbox: mailbox.clone(),
+                guard: Box::new(Detacher {
+                    mailbox: mailbox.clone(),
+                    owner: shared.clone(),
+                }),
             };
-            (Box::new(attachment) as Box<dyn Outbox>, mailbox)
+            (attached, mailbox)
         });
         let first = {
             let mut everyone = write(&shared.everyone);
@@ -1194,26 +1197,26 @@ impl Attach for crate::axum::WebSocket {}
 mod sealed {
     use tokio::io::{AsyncRead, AsyncWrite};
 
-    use crate::socket::outbox::{Link, Outbox};
+    use crate::socket::outbox::{Attached, Link};
 
     #[allow(unreachable_pub)] // `pub` in a private module: the seal of a public trait.
     pub trait Sealed {
         /// Gives the socket the outbox `make` builds with the socket's link.
-        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Box<dyn Outbox>, R)) -> R;
+        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Attached, R)) -> R;
     }
 
     impl<S> Sealed for crate::WebSocket<S>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Box<dyn Outbox>, R)) -> R {
+        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Attached, R)) -> R {
             self.attach_outbox(make)
         }
     }
 
     #[cfg(feature = "axum")]
     impl Sealed for crate::axum::WebSocket {
-        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Box<dyn Outbox>, R)) -> R {
+        fn attach_with<R>(&mut self, make: impl FnOnce(Link) -> (Attached, R)) -> R {
             self.inner_mut().attach_outbox(make)
         }
     }

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::mask_keys::MaskKeys;
-use super::outbox::{Encoding, Frames, Outbox};
+use super::outbox::{Attached, Encoding, Frames};
 use super::read_pool::ReadBuf;
 use super::timer::{Keepalive, Timers};
 use crate::config::SocketConfig;
@@ -36,7 +36,7 @@ const MAX_READ_AHEAD: usize = 256 << 10;
 pub(super) struct Core {
     /// Messages from outside (a hub's) that this socket writes while polled; dropped when the
     /// connection ends. Most sockets have none.
-    pub(super) outbox: Option<Box<dyn Outbox>>,
+    pub(super) outbox: Option<Attached>,
     /// The close handshake and the end of the stream.
     pub(super) state: State,
     /// A pong for the most recent ping, not yet queued because the write queue was full
@@ -782,7 +782,7 @@ impl Core {
     /// made after it keep their order.
     #[inline]
     fn deliver_before_send(&mut self) {
-        if self.outbox.as_deref().is_some_and(|o| o.may_have_pending())
+        if self.outbox.as_ref().is_some_and(|o| o.outbox.may_have_pending())
             && !self.encoder.mid_message()
         {
             self.pull_deliveries_now(true);
@@ -791,8 +791,8 @@ impl Core {
 
     #[inline]
     pub(super) fn pull_deliveries(&mut self) {
-        if self.outbox.as_deref().is_some_and(|o| {
-            (o.may_have_pending() && !self.encoder.mid_message()) || !self.state.is_open()
+        if self.outbox.as_ref().is_some_and(|o| {
+            (o.outbox.may_have_pending() && !self.encoder.mid_message()) || !self.state.is_open()
         }) {
             self.pull_deliveries_now(false);
         }
@@ -810,9 +810,9 @@ impl Core {
             return;
         }
         let delivered = if all {
-            outbox.deliver(&mut Unbounded(self))
+            outbox.outbox.deliver(&mut Unbounded(self))
         } else {
-            outbox.deliver(self)
+            outbox.outbox.deliver(self)
         };
         match delivered {
             Ok(()) => self.outbox = Some(outbox),

@@ -172,7 +172,7 @@ impl<S> WebSocket<S> {
     #[allow(dead_code)]
     pub(crate) fn attach_outbox<R>(
         &mut self,
-        make: impl FnOnce(outbox::Link) -> (Box<dyn outbox::Outbox>, R),
+        make: impl FnOnce(outbox::Link) -> (outbox::Attached, R),
     ) -> R
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -6,11 +6,12 @@
 //! owner drives to have what waits written without the application (a hub's drain), and the
 //! socket's waker, for owners that have no drain. Whoever drives the socket (the drain, or the
 //! application's own calls) has the outbox write what waits into the write queue through
-//! [`Frames`], while the queue has room; the socket drops the outbox (which is how the owner
-//! learns that the socket ended) when the connection ends or the outbox asks for the socket to
-//! be closed.
+//! [`Frames`], while the queue has room. The socket holds the outbox as [`Attached`]: the
+//! outbox itself, and a guard it drops (which is how the owner learns that the socket ended)
+//! when the connection ends or the outbox asks for the socket to be closed.
 
-use std::sync::Weak;
+use std::any::Any;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -30,6 +31,21 @@ pub trait Outbox: Send + Sync {
     /// into an empty queue). `Err(code)`: the socket is to be closed with `code` (its peer is
     /// too slow); nothing was written.
     fn deliver(&self, frames: &mut dyn Frames) -> Result<(), CloseCode>;
+}
+
+/// An outbox as a socket holds it: the outbox (shared with its owner, and reached without a
+/// box of its own on every write), and a guard the socket drops when it is done with the
+/// outbox, which is how the owner learns that the socket ended.
+#[allow(unreachable_pub, dead_code)] // Made by the hub (feature "hub") only.
+pub struct Attached {
+    pub outbox: Arc<dyn Outbox>,
+    pub guard: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached").finish_non_exhaustive()
+    }
 }
 
 /// What an outbox's owner gets when the socket is attached.
