@@ -782,7 +782,10 @@ impl Core {
     /// made after it keep their order.
     #[inline]
     fn deliver_before_send(&mut self) {
-        if self.outbox.as_ref().is_some_and(|o| o.outbox.may_have_pending())
+        if self
+            .outbox
+            .as_ref()
+            .is_some_and(|o| o.outbox.may_have_pending())
             && !self.encoder.mid_message()
         {
             self.pull_deliveries_now(true);
