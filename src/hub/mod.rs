@@ -768,7 +768,9 @@ impl Member {
 
     /// As [`subscribe_since`](Self::subscribe_since), with a first message for the socket
     /// made from the result (a "subscribed" frame telling the client its position and whether
-    /// it recovered): it goes out before anything of the topic, replayed or live.
+    /// it recovered): it goes out before anything of the topic, replayed or live. `first` is
+    /// called once, while the hub holds the topic: keep it short, and do not call the hub
+    /// from it.
     ///
     /// # Examples
     ///
