@@ -241,36 +241,34 @@ impl Resuming {
                     other => return Update::Other(other),
                 }
             };
-            match parse(text) {
-                Some(Parsed::Subscribed {
+            let Some(update) = parse(text) else {
+                return Update::Other(msg);
+            };
+            match &update {
+                Update::Subscribed {
                     position,
                     recovered,
-                    replayed,
-                }) => {
+                    ..
+                } => {
                     self.failures = 0;
                     // Recovered: the messages after `since` follow and move it. If not (or
                     // nothing was held), the subscription goes on from here.
                     if self.since.is_none() || !recovered {
-                        self.since = Some(position);
+                        self.since = Some(*position);
                     }
-                    return Update::Subscribed {
-                        position,
-                        recovered,
-                        replayed,
-                    };
                 }
-                Some(Parsed::Message { position, data }) => {
+                Update::Message { position, .. } => {
                     if self
                         .since
                         .is_some_and(|s| s.epoch == position.epoch && position.offset <= s.offset)
                     {
                         continue; // had it already
                     }
-                    self.since = Some(position);
-                    return Update::Message { position, data };
+                    self.since = Some(*position);
                 }
-                None => return Update::Other(msg),
+                _ => {}
             }
+            return update;
         }
     }
 
@@ -297,20 +295,8 @@ impl Resuming {
     }
 }
 
-enum Parsed {
-    Subscribed {
-        position: Position,
-        recovered: bool,
-        replayed: u64,
-    },
-    Message {
-        position: Position,
-        data: Value,
-    },
-}
-
 /// An envelope, or `None` for any other text.
-fn parse(text: &str) -> Option<Parsed> {
+fn parse(text: &str) -> Option<Update> {
     let Value::Object(mut obj) = serde_json::from_str(text).ok()? else {
         return None;
     };
@@ -319,12 +305,12 @@ fn parse(text: &str) -> Option<Parsed> {
         offset: obj.get("offset")?.as_u64()?,
     };
     match obj.get("type")?.as_str()? {
-        "subscribed" => Some(Parsed::Subscribed {
+        "subscribed" => Some(Update::Subscribed {
             position,
             recovered: obj.get("recovered")?.as_bool()?,
             replayed: obj.get("replayed").and_then(Value::as_u64).unwrap_or(0),
         }),
-        "msg" => Some(Parsed::Message {
+        "msg" => Some(Update::Message {
             position,
             data: obj.remove("data")?,
         }),

@@ -285,16 +285,7 @@ impl HubBuilder {
 
     /// The hub. With a backplane, the backplane is started here.
     pub fn build(self) -> Hub {
-        let mut node = [0u8; 16];
-        // A node id only tells a node's own messages apart from others': a clock fallback is
-        // enough if the OS cannot give random bytes.
-        if getrandom::fill(&mut node).is_err() {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos();
-            node = t.to_le_bytes();
-        }
+        let node = position::unique_bytes();
         let shared = Arc::new(Shared {
             node,
             next_id: AtomicU64::new(1),

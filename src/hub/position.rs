@@ -21,16 +21,23 @@ use crate::{Epoch, Position};
 
 /// A new epoch, unlike any other this process or another made (random).
 pub(crate) fn new_epoch() -> Epoch {
-    let mut bytes = [0u8; 8];
+    let bytes: [u8; 16] = unique_bytes();
+    let (low, _) = bytes.split_at(8);
+    Epoch(u64::from_le_bytes(low.try_into().expect("8 bytes")))
+}
+
+/// Random bytes (a node's id, an epoch): they only tell one node or log apart from others, so
+/// the clock is enough if the OS cannot give random bytes.
+pub(crate) fn unique_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
-        // No random bytes from the OS: the clock still tells two logs apart.
-        let t = std::time::SystemTime::now()
+        bytes = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
-            .as_nanos();
-        bytes = (t as u64).to_le_bytes();
+            .as_nanos()
+            .to_le_bytes();
     }
-    Epoch(u64::from_le_bytes(bytes))
+    bytes
 }
 
 /// How much of a topic's past the hub keeps for subscribers that come back: at most
